@@ -1,0 +1,50 @@
+# yoso: set-up, tests and jobs. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv install test test-all lint format demo bench kernels gpu-check clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-output
+
+# Build the compiled CPU (and, where nvcc and a CUDA torch exist, CUDA) kernels ahead of time.
+kernels: $(STAMP)
+	$(VENV)/bin/yoso build-kernels
+
+# The main job on built-in data: fine-tune on long-context QA, evaluate, predict.
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+# Attention-level benchmark on this machine (the performance targets of DESIGN.md).
+bench: $(STAMP)
+	$(VENV)/bin/yoso bench --seq-len 1024 4096 16384 --backward
+
+# On a CUDA machine: build the CUDA kernels, run tests/gpu/, run the GPU benchmark.
+gpu-check: $(STAMP)
+	bash scripts/gpu-check.sh

@@ -1,0 +1,1 @@
+"""The ``yoso`` command line: a thin Typer shell over ``yoso_core``."""

@@ -1,0 +1,21 @@
+"""Exit codes and one-line error reporting shared by every command."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (2: bad usage or input, 1: runtime failure)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def not_built(command: str) -> NoReturn:
+    """Exit 2 for a command whose implementation has not landed yet."""
+    fail(f"`yoso {command}` is not available in this version of yoso yet")

@@ -1,0 +1,33 @@
+"""The ``yoso`` Typer app: one visible table of subcommands, each a thin module in ``commands/``."""
+
+from __future__ import annotations
+
+import typer
+
+from .commands import bench, build_kernels, convert, env, finetune, predict, pretrain
+
+app = typer.Typer(
+    name="yoso",
+    help="YOSO long-context transformers: pretrain, fine-tune, predict, benchmark, convert.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# name -> module; each module defines `command`, whose docstring is its help.
+COMMANDS = {
+    "build-kernels": build_kernels,
+    "pretrain": pretrain,
+    "finetune": finetune,
+    "predict": predict,
+    "bench": bench,
+    "convert": convert,
+    "env": env,
+}
+
+for _name, _module in COMMANDS.items():
+    app.command(_name)(_module.command)
+
+
+if __name__ == "__main__":
+    app()

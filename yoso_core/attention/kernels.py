@@ -1,0 +1,62 @@
+"""Backends of sampled YOSO: the pure-PyTorch reference and the compiled extension.
+
+A backend bundles the three operators (``fast_hash``, ``lsh_cumulation``,
+``lsh_weighted_cumulation``) behind the reference signatures. ``resolve_backend`` picks one for a
+device: ``"auto"`` takes the compiled kernel when it is built and loads, else the reference with
+one warning; an explicit compiled backend that cannot run raises with every reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import hashing, sampled
+
+BACKENDS = ("auto", "reference", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One implementation of the sampled-attention operators."""
+
+    name: str
+    fast_hash: Callable[..., torch.Tensor]
+    lsh_cumulation: Callable[..., torch.Tensor]
+    lsh_weighted_cumulation: Callable[..., torch.Tensor]
+
+
+REFERENCE = Backend("reference", hashing.fast_hash, sampled.lsh_cumulation, sampled.lsh_weighted_cumulation)
+
+_warned_fallback = False
+
+
+def compiled_backend(device_type: str) -> tuple[Backend | None, str]:
+    """The compiled backend for ``device_type`` and, when it is unavailable, why."""
+    return None, (
+        f"the compiled {device_type} kernels of yoso are not built; run `yoso build-kernels` to build them"
+    )
+
+
+def resolve_backend(name: str, device: torch.device) -> Backend:
+    """Pick the backend ``name`` for tensors on ``device``; see the module docstring."""
+    global _warned_fallback
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "reference":
+        return REFERENCE
+    device_type = torch.device(device).type
+    if name != "auto" and name != device_type:
+        raise ValueError(f"backend {name!r} cannot run tensors on device {device_type!r}; use 'auto'")
+    backend, why = compiled_backend(device_type)
+    if backend is not None:
+        return backend
+    if name != "auto":
+        raise RuntimeError(f"backend {name!r} is unavailable: {why}")
+    if not _warned_fallback:
+        _warned_fallback = True
+        warnings.warn(f"yoso: using the slow pure-PyTorch attention because {why}", stacklevel=3)
+    return REFERENCE

@@ -1,0 +1,94 @@
+"""YosoConfig: the transformers-compatible configuration of a YOSO encoder.
+
+Same fields, defaults and ``model_type`` as transformers' ``YosoConfig``, so a ``config.json``
+written by either library loads in the other. Unlike transformers, invalid values fail early
+with a message that names the field, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+# Bucket tables have 2**hash_code_len rows; beyond 2**16 rows a table per batch*head stops
+# fitting in cache and collisions become so rare that the estimate is mostly zeros.
+MIN_HASH_CODE_LEN = 1
+MAX_HASH_CODE_LEN = 16
+MIN_NUM_HASH = 1
+MAX_NUM_HASH = 256
+
+
+class YosoConfig(PretrainedConfig):
+    """Configuration of a YOSO model (Zeng et al., 2021).
+
+    ``use_expectation`` selects YOSO-E (exact collision probabilities, quadratic) over sampled
+    YOSO (``num_hash`` hash functions of ``hash_code_len`` bits, linear). ``conv_window`` adds
+    YOSO-C's depthwise convolution over the values. ``use_fast_hash`` hashes with a structured
+    Hadamard rotation instead of a dense Gaussian projection; ``lsh_backward`` computes sampled
+    gradients by weighted LSH cumulation instead of the quadratic YOSO-E surrogate.
+    """
+
+    model_type = "yoso"
+
+    vocab_size: int = 50265
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
+    max_position_embeddings: int = 4096
+    type_vocab_size: int = 1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    use_expectation: bool = True
+    hash_code_len: int = 9
+    num_hash: int = 64
+    conv_window: int | None = None
+    use_fast_hash: bool = True
+    lsh_backward: bool = True
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | list[int] | None = 2
+    add_cross_attention: bool = False
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        check_config(self)
+
+
+def _positive_int(config: YosoConfig, name: str) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"YosoConfig.{name} must be a positive integer, got {value!r}")
+
+
+def check_config(config: YosoConfig) -> None:
+    """Raise ValueError naming the field, the value and the allowed range for any invalid field."""
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                 "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        _positive_int(config, name)
+    if config.hidden_size % config.num_attention_heads != 0:
+        raise ValueError(
+            f"YosoConfig.hidden_size ({config.hidden_size}) must be divisible by num_attention_heads "
+            f"({config.num_attention_heads}); pick a head count that divides it"
+        )
+    tau = config.hash_code_len
+    if isinstance(tau, bool) or not isinstance(tau, int) or not MIN_HASH_CODE_LEN <= tau <= MAX_HASH_CODE_LEN:
+        raise ValueError(
+            f"YosoConfig.hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], got {tau!r}"
+        )
+    m = config.num_hash
+    if isinstance(m, bool) or not isinstance(m, int) or not MIN_NUM_HASH <= m <= MAX_NUM_HASH:
+        raise ValueError(f"YosoConfig.num_hash must be an integer in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {m!r}")
+    w = config.conv_window
+    if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0):
+        raise ValueError(
+            f"YosoConfig.conv_window must be None or an odd positive integer (1, 3, 5, ...), got {w!r}; "
+            "an even window would shift the sequence by half a token"
+        )
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        p = getattr(config, name)
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"YosoConfig.{name} must be in [0, 1), got {p!r}")
