@@ -11,7 +11,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code`` (2: bad usage or input, 1: runtime failure)."""
+    """Print ``error: message`` on stderr and exit: code 2 for bad usage or input, 1 for runtime failure."""
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
 

@@ -10,11 +10,27 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _MODELING = (
-    "YosoModel", "YosoForMaskedLM", "YosoForSequenceClassification", "YosoForMultipleChoice",
-    "YosoForTokenClassification", "YosoForQuestionAnswering", "YosoPreTrainedModel", "TASK_MODELS",
+    "YosoModel",
+    "YosoForMaskedLM",
+    "YosoForSequenceClassification",
+    "YosoForMultipleChoice",
+    "YosoForTokenClassification",
+    "YosoForQuestionAnswering",
+    "YosoPreTrainedModel",
+    "TASK_MODELS",
 )
 
-__all__ = ["YosoConfig", *_MODELING]
+__all__ = [
+    "YosoConfig",
+    "YosoModel",
+    "YosoForMaskedLM",
+    "YosoForSequenceClassification",
+    "YosoForMultipleChoice",
+    "YosoForTokenClassification",
+    "YosoForQuestionAnswering",
+    "YosoPreTrainedModel",
+    "TASK_MODELS",
+]
 
 if TYPE_CHECKING:
     from .config import YosoConfig

@@ -66,8 +66,15 @@ def _positive_int(config: YosoConfig, name: str) -> None:
 
 def check_config(config: YosoConfig) -> None:
     """Raise ValueError naming the field, the value and the allowed range for any invalid field."""
-    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                 "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+    for name in (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    ):
         _positive_int(config, name)
     if config.hidden_size % config.num_attention_heads != 0:
         raise ValueError(
@@ -77,11 +84,14 @@ def check_config(config: YosoConfig) -> None:
     tau = config.hash_code_len
     if isinstance(tau, bool) or not isinstance(tau, int) or not MIN_HASH_CODE_LEN <= tau <= MAX_HASH_CODE_LEN:
         raise ValueError(
-            f"YosoConfig.hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], got {tau!r}"
+            f"YosoConfig.hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
+            f"got {tau!r}"
         )
     m = config.num_hash
     if isinstance(m, bool) or not isinstance(m, int) or not MIN_NUM_HASH <= m <= MAX_NUM_HASH:
-        raise ValueError(f"YosoConfig.num_hash must be an integer in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {m!r}")
+        raise ValueError(
+            f"YosoConfig.num_hash must be an integer in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {m!r}"
+        )
     w = config.conv_window
     if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0):
         raise ValueError(

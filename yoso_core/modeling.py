@@ -37,7 +37,9 @@ class YosoEmbeddings(nn.Module):
 
     def __init__(self, config: YosoConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.position_embeddings = nn.Embedding(config.max_position_embeddings + 2, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -107,8 +109,15 @@ class YosoSelfAttention(nn.Module):
             query = nn.functional.normalize(query, p=2, dim=-1)
             key = nn.functional.normalize(key, p=2, dim=-1)
         context = yoso_attention(
-            query, key, value, mask, num_hash=self.num_hash, hash_code_len=self.hash_code_len,
-            expectation=self.use_expectation, fast_hash=self.use_fast_hash, lsh_backward=self.lsh_backward,
+            query,
+            key,
+            value,
+            mask,
+            num_hash=self.num_hash,
+            hash_code_len=self.hash_code_len,
+            expectation=self.use_expectation,
+            fast_hash=self.use_fast_hash,
+            lsh_backward=self.lsh_backward,
             backend=self.backend,
         )
         context = nn.functional.normalize(context, p=2, dim=-1)
@@ -289,8 +298,16 @@ class YosoModel(YosoPreTrainedModel):
         self.embeddings.word_embeddings = value
 
     def forward(
-        self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
-        output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs,
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
     ):
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = (
@@ -322,13 +339,18 @@ class YosoModel(YosoPreTrainedModel):
                 f"got {tuple(attention_mask.shape)}"
             )
         embedding_output = self.embeddings(
-            input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
+            input_ids=input_ids,
+            position_ids=position_ids,
+            token_type_ids=token_type_ids,
             inputs_embeds=inputs_embeds,
         )
         outputs = self.encoder(embedding_output, attention_mask, output_attentions, output_hidden_states)
         if not return_dict:
-            return tuple(v for v in (outputs.last_hidden_state, outputs.hidden_states, outputs.attentions)
-                         if v is not None)
+            return tuple(
+                v
+                for v in (outputs.last_hidden_state, outputs.hidden_states, outputs.attentions)
+                if v is not None
+            )
         return outputs
 
 
@@ -357,22 +379,39 @@ class YosoForMaskedLM(YosoPreTrainedModel):
         self.cls.predictions.decoder = new_embeddings
         self.cls.predictions.bias = new_embeddings.bias
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
+        outputs = self.yoso(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.cls(outputs.last_hidden_state)
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.config.vocab_size), labels.view(-1))
         if not return_dict:
             return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                              attentions=outputs.attentions)
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class YosoClassificationHead(nn.Module):
@@ -401,14 +440,30 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
         self.classifier = YosoClassificationHead(config)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
+        outputs = self.yoso(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.classifier(outputs.last_hidden_state)
         loss = None
         if labels is not None:
@@ -420,16 +475,20 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
                 else:
                     self.config.problem_type = "multi_label_classification"
             if self.config.problem_type == "regression":
-                loss = (MSELoss()(logits.squeeze(), labels.squeeze()) if self.num_labels == 1
-                        else MSELoss()(logits, labels))
+                loss = (
+                    MSELoss()(logits.squeeze(), labels.squeeze())
+                    if self.num_labels == 1
+                    else MSELoss()(logits, labels)
+                )
             elif self.config.problem_type == "single_label_classification":
                 loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
             else:
                 loss = BCEWithLogitsLoss()(logits, labels)
         if not return_dict:
             return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                                        attentions=outputs.attentions)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class YosoForMultipleChoice(YosoPreTrainedModel):
@@ -442,26 +501,43 @@ class YosoForMultipleChoice(YosoPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
 
         def flat(t):  # (batch, choices, seq, ...) -> (batch*choices, seq, ...)
             return None if t is None else t.reshape(-1, *t.shape[2:])
 
-        outputs = self.yoso(flat(input_ids), attention_mask=flat(attention_mask),
-                            token_type_ids=flat(token_type_ids), position_ids=flat(position_ids),
-                            inputs_embeds=flat(inputs_embeds), output_attentions=output_attentions,
-                            output_hidden_states=output_hidden_states, return_dict=True)
+        outputs = self.yoso(
+            flat(input_ids),
+            attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids),
+            inputs_embeds=flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         pooled = nn.functional.relu(self.pre_classifier(outputs.last_hidden_state[:, 0]))
         logits = self.classifier(pooled).view(-1, num_choices)
         loss = CrossEntropyLoss()(logits, labels) if labels is not None else None
         if not return_dict:
             return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                                         attentions=outputs.attentions)
+        return MultipleChoiceModelOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class YosoForTokenClassification(YosoPreTrainedModel):
@@ -475,27 +551,47 @@ class YosoForTokenClassification(YosoPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
+        outputs = self.yoso(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None
         if labels is not None:
             loss_fct = CrossEntropyLoss()
             flat_labels = labels.view(-1)
             if attention_mask is not None:
-                flat_labels = torch.where(attention_mask.view(-1) == 1, flat_labels,
-                                          torch.full_like(flat_labels, loss_fct.ignore_index))
+                flat_labels = torch.where(
+                    attention_mask.view(-1) == 1,
+                    flat_labels,
+                    torch.full_like(flat_labels, loss_fct.ignore_index),
+                )
             loss = loss_fct(logits.view(-1, self.num_labels), flat_labels)
         if not return_dict:
             return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                                     attentions=outputs.attentions)
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class YosoForQuestionAnswering(YosoPreTrainedModel):
@@ -509,14 +605,31 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
+        outputs = self.yoso(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.qa_outputs(outputs.last_hidden_state)
         start_logits, end_logits = (t.squeeze(-1) for t in logits.split(1, dim=-1))
         loss = None
@@ -528,8 +641,13 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
             loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
         if not return_dict:
             return _with_loss(loss, (start_logits, end_logits) + outputs.to_tuple()[1:])
-        return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
 
 
 TASK_MODELS = {

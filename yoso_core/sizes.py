@@ -21,5 +21,7 @@ def size_config(name: str, **overrides: Any):
     from .config import YosoConfig
 
     if name not in MODEL_SIZES:
-        raise ValueError(f"unknown model size {name!r}; choose one of {', '.join(MODEL_SIZES)} or give a directory")
+        raise ValueError(
+            f"unknown model size {name!r}; choose one of {', '.join(MODEL_SIZES)} or give a directory"
+        )
     return YosoConfig(**{**MODEL_SIZES[name], **overrides})

@@ -21,8 +21,16 @@ from .kernels import BACKENDS, REFERENCE, Backend, resolve_backend
 from .sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
 
 __all__ = [
-    "BACKENDS", "REFERENCE", "Backend", "expectation_weights", "hash_codes", "lsh_cumulation",
-    "lsh_weighted_cumulation", "resolve_backend", "yoso_attention", "yoso_e",
+    "BACKENDS",
+    "REFERENCE",
+    "Backend",
+    "expectation_weights",
+    "hash_codes",
+    "lsh_cumulation",
+    "lsh_weighted_cumulation",
+    "resolve_backend",
+    "yoso_attention",
+    "yoso_e",
 ]
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -34,30 +42,46 @@ def check_attention_inputs(query, key, value, mask, num_hash: int, hash_code_len
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 4:
-            raise ValueError(f"{name} must have shape (batch, heads, seq, head_dim), got rank {t.dim()} "
-                             f"shape {tuple(t.shape)}")
+            raise ValueError(
+                f"{name} must have shape (batch, heads, seq, head_dim), got rank {t.dim()} "
+                f"shape {tuple(t.shape)}"
+            )
         if t.dtype not in _FLOAT_DTYPES:
-            raise ValueError(f"{name} must be a floating tensor (float32, float16 or bfloat16), got {t.dtype}")
+            raise ValueError(
+                f"{name} must be a floating tensor (float32, float16 or bfloat16), got {t.dtype}"
+            )
     b, h, n, d = query.shape
     if key.shape[:2] != (b, h) or value.shape[:2] != (b, h):
-        raise ValueError(f"query, key and value must share (batch, heads); got {tuple(query.shape)}, "
-                         f"{tuple(key.shape)}, {tuple(value.shape)}")
+        raise ValueError(
+            f"query, key and value must share (batch, heads); got {tuple(query.shape)}, "
+            f"{tuple(key.shape)}, {tuple(value.shape)}"
+        )
     if key.shape[3] != d:
         raise ValueError(f"key must have head_dim {d} like query, got {key.shape[3]}")
     if key.shape[2] != value.shape[2]:
-        raise ValueError(f"key and value must have the same seq length, got {key.shape[2]} and {value.shape[2]}")
+        raise ValueError(
+            f"key and value must have the same seq length, got {key.shape[2]} and {value.shape[2]}"
+        )
     if mask is not None:
         if key.shape[2] != n:
             raise ValueError(f"a mask needs query and key of one seq length, got {n} and {key.shape[2]}")
         if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or tuple(mask.shape) != (b, n):
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"mask must have shape (batch, seq) = {(b, n)}, got {shape}")
-    if isinstance(hash_code_len, bool) or not isinstance(hash_code_len, int) or not (
-        MIN_HASH_CODE_LEN <= hash_code_len <= MAX_HASH_CODE_LEN
+    if (
+        isinstance(hash_code_len, bool)
+        or not isinstance(hash_code_len, int)
+        or not (MIN_HASH_CODE_LEN <= hash_code_len <= MAX_HASH_CODE_LEN)
     ):
-        raise ValueError(f"hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
-                         f"got {hash_code_len!r}")
-    if isinstance(num_hash, bool) or not isinstance(num_hash, int) or not MIN_NUM_HASH <= num_hash <= MAX_NUM_HASH:
+        raise ValueError(
+            f"hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
+            f"got {hash_code_len!r}"
+        )
+    if (
+        isinstance(num_hash, bool)
+        or not isinstance(num_hash, int)
+        or not MIN_NUM_HASH <= num_hash <= MAX_NUM_HASH
+    ):
         raise ValueError(f"num_hash must be an integer in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {num_hash!r}")
 
 
@@ -70,8 +94,14 @@ def _flat_mask(mask: torch.Tensor | None, batch: int, heads: int, seq: int, devi
 
 
 def hash_codes(
-    query: torch.Tensor, key: torch.Tensor, num_hash: int, hash_code_len: int, *, fast_hash: bool = True,
-    backend: Backend = REFERENCE, generator: torch.Generator | None = None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    num_hash: int,
+    hash_code_len: int,
+    *,
+    fast_hash: bool = True,
+    backend: Backend = REFERENCE,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw the hash functions (one set per head, shared across the batch) and hash queries and keys.
 
@@ -84,14 +114,27 @@ def hash_codes(
     rand = rand[None].expand(b, *rand.shape).reshape(b * h, *rand.shape[1:]).contiguous()
     q, k = query.reshape(b * h, -1, d), key.reshape(b * h, -1, d)
     if fast_hash:
-        return backend.fast_hash(q, rand, num_hash, hash_code_len), backend.fast_hash(k, rand, num_hash, hash_code_len)
-    return hashing.simhash(q, rand, num_hash, hash_code_len), hashing.simhash(k, rand, num_hash, hash_code_len)
+        return backend.fast_hash(q, rand, num_hash, hash_code_len), backend.fast_hash(
+            k, rand, num_hash, hash_code_len
+        )
+    return hashing.simhash(q, rand, num_hash, hash_code_len), hashing.simhash(
+        k, rand, num_hash, hash_code_len
+    )
 
 
 def yoso_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None, *,
-    num_hash: int = 32, hash_code_len: int = 8, expectation: bool = False, fast_hash: bool = True,
-    lsh_backward: bool = True, backend: str = "auto", generator: torch.Generator | None = None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    num_hash: int = 32,
+    hash_code_len: int = 8,
+    expectation: bool = False,
+    fast_hash: bool = True,
+    lsh_backward: bool = True,
+    backend: str = "auto",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """YOSO attention of unit-vector queries and keys; see the module docstring for the contract."""
     check_attention_inputs(query, key, value, mask, num_hash, hash_code_len)
@@ -108,7 +151,8 @@ def yoso_attention(
         out = yoso_e(q, k, v, q_mask, k_mask, hash_code_len)
     else:
         ops = resolve_backend(backend, query.device)
-        q_codes, k_codes = hash_codes(query, key, num_hash, hash_code_len, fast_hash=fast_hash, backend=ops,
-                                      generator=generator)
+        q_codes, k_codes = hash_codes(
+            query, key, num_hash, hash_code_len, fast_hash=fast_hash, backend=ops, generator=generator
+        )
         out = LshCumulation.apply(q, k, v, q_mask, k_mask, q_codes, k_codes, hash_code_len, lsh_backward, ops)
     return out.reshape(b, h, n_q, d_v)

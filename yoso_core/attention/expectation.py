@@ -19,7 +19,10 @@ import torch
 
 
 def expectation_weights(
-    query: torch.Tensor, key: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    query_mask: torch.Tensor,
+    key_mask: torch.Tensor,
     hash_code_len: int,
 ) -> torch.Tensor:
     """Collision probabilities ``A`` (float32 ``(bh, n_q, n_k)``); masked rows and columns are 0.
@@ -32,8 +35,12 @@ def expectation_weights(
 
 
 def surrogate_backward(
-    grad: torch.Tensor, weights: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
-    value: torch.Tensor, hash_code_len: int,
+    grad: torch.Tensor,
+    weights: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    hash_code_len: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The YOSO-E surrogate gradients (float32) for query, key and value given ``A`` (``weights``)."""
     grad = grad.float()

@@ -41,7 +41,11 @@ def _draw_device(device: torch.device, generator: torch.Generator | None) -> tor
 
 
 def draw_simhash_projection(
-    heads: int, head_dim: int, num_hash: int, hash_code_len: int, device: torch.device,
+    heads: int,
+    head_dim: int,
+    num_hash: int,
+    hash_code_len: int,
+    device: torch.device,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Gaussian hyperplanes, float32 ``(heads, head_dim, num_hash * hash_code_len)``."""
@@ -51,7 +55,11 @@ def draw_simhash_projection(
 
 
 def draw_fast_hash_diagonals(
-    heads: int, head_dim: int, num_hash: int, hash_code_len: int, device: torch.device,
+    heads: int,
+    head_dim: int,
+    num_hash: int,
+    hash_code_len: int,
+    device: torch.device,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Random +-1 diagonals, float32 ``(heads, rotations, 3, padded_dim)``."""
@@ -61,7 +69,7 @@ def draw_fast_hash_diagonals(
 
 
 def pack_bits(projections: torch.Tensor, num_hash: int, hash_code_len: int) -> torch.Tensor:
-    """``(..., >= num_hash*tau)`` projections -> int32 codes ``(..., num_hash)``; bit b = coord f*tau+b > 0."""
+    """Projections ``(..., >= num_hash*tau)`` -> int32 codes ``(..., num_hash)``; bit b: coord f*tau+b > 0."""
     bits = projections[..., : num_hash * hash_code_len] > 0
     bits = bits.reshape(*bits.shape[:-1], num_hash, hash_code_len).to(torch.int32)
     weights = 2 ** torch.arange(hash_code_len, device=bits.device, dtype=torch.int32)
@@ -69,7 +77,7 @@ def pack_bits(projections: torch.Tensor, num_hash: int, hash_code_len: int) -> t
 
 
 def simhash(x: torch.Tensor, projection: torch.Tensor, num_hash: int, hash_code_len: int) -> torch.Tensor:
-    """SimHash codes. ``x`` ``(bh, n, d)``, ``projection`` ``(bh, d, num_hash*tau)`` -> int32 ``(bh, n, num_hash)``."""
+    """SimHash codes: ``x`` ``(bh, n, d)``, ``projection`` ``(bh, d, m*tau)`` -> int32 ``(bh, n, m)``."""
     return pack_bits(torch.bmm(x.float(), projection.float()), num_hash, hash_code_len)
 
 
@@ -101,7 +109,7 @@ def fast_hash_projections(x: torch.Tensor, diagonals: torch.Tensor) -> torch.Ten
 
 
 def fast_hash(x: torch.Tensor, diagonals: torch.Tensor, num_hash: int, hash_code_len: int) -> torch.Tensor:
-    """Fast-hash codes. ``x`` ``(bh, n, d)``, ``diagonals`` ``(bh, R, 3, P)`` -> int32 ``(bh, n, num_hash)``."""
+    """Fast-hash codes: ``x`` ``(bh, n, d)``, ``diagonals`` ``(bh, R, 3, P)`` -> int32 ``(bh, n, m)``."""
     return pack_bits(fast_hash_projections(x, diagonals), num_hash, hash_code_len)
 
 

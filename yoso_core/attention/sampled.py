@@ -18,7 +18,7 @@ the weight dimension at a time, so its cost is ``O(m n d^2)`` and its memory sta
 With ``lsh_backward=False`` the backward is the YOSO-E surrogate (quadratic).
 
 Shapes: codes int32 ``(bh, n, m)``; masks float ``(bh, n)`` of 0/1; values ``(bh, n, d)``.
-Everything accumulates in float32 and returns float32.
+Everything accumulates in float32 (float64 inputs in float64, for gradcheck) and returns that dtype.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from .expectation import expectation_weights, surrogate_backward
 _WEIGHTED_CHUNK_ELEMENTS = 1 << 24
 
 
+def _accumulation_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
 def _bucket_index(codes: torch.Tensor, f: int, table_rows: int) -> torch.Tensor:
     """Flat row index ``bh * table_rows + code`` of hash ``f``: ``(bh * n,)`` int64."""
     bh, n, _ = codes.shape
@@ -39,28 +43,39 @@ def _bucket_index(codes: torch.Tensor, f: int, table_rows: int) -> torch.Tensor:
 
 
 def lsh_cumulation(
-    query_codes: torch.Tensor, key_codes: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor,
-    value: torch.Tensor, hash_code_len: int,
+    query_codes: torch.Tensor,
+    key_codes: torch.Tensor,
+    query_mask: torch.Tensor,
+    key_mask: torch.Tensor,
+    value: torch.Tensor,
+    hash_code_len: int,
 ) -> torch.Tensor:
     """``out_i = mask_i/m sum_f sum_j [collide] mask_j v_j``; float32 ``(bh, n_q, d)``. Reference."""
     bh, n_k, d = value.shape
     n_q, num_hash = query_codes.shape[1], query_codes.shape[2]
     rows = 1 << hash_code_len
-    masked_value = (value.float() * key_mask.float()[:, :, None]).reshape(bh * n_k, d)
-    out = torch.zeros(bh * n_q, d, device=value.device, dtype=torch.float32)
-    table = torch.empty(bh * rows, d, device=value.device, dtype=torch.float32)  # one hash at a time
+    acc = _accumulation_dtype(value)
+    masked_value = (value.to(acc) * key_mask.to(acc)[:, :, None]).reshape(bh * n_k, d)
+    out = torch.zeros(bh * n_q, d, device=value.device, dtype=acc)
+    table = torch.empty(bh * rows, d, device=value.device, dtype=acc)  # one hash at a time
     for f in range(num_hash):
         table.zero_()
         table.index_add_(0, _bucket_index(key_codes, f, rows), masked_value)
         out += table[_bucket_index(query_codes, f, rows)]
-    return out.reshape(bh, n_q, d) * (query_mask.float()[:, :, None] / num_hash)
+    return out.reshape(bh, n_q, d) * (query_mask.to(acc)[:, :, None] / num_hash)
 
 
 def lsh_weighted_cumulation(
-    query_codes: torch.Tensor, key_codes: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor,
-    query_weight: torch.Tensor, key_weight: torch.Tensor, value: torch.Tensor, hash_code_len: int,
+    query_codes: torch.Tensor,
+    key_codes: torch.Tensor,
+    query_mask: torch.Tensor,
+    key_mask: torch.Tensor,
+    query_weight: torch.Tensor,
+    key_weight: torch.Tensor,
+    value: torch.Tensor,
+    hash_code_len: int,
 ) -> torch.Tensor:
-    """``out_i = mask_i/m sum_f sum_j [collide] mask_j (qw_i . kw_j) v_j``; float32 ``(bh, n_q, d)``. Reference.
+    """``out_i = mask_i/m sum_f sum_j [collide] mask_j (qw_i . kw_j) v_j`` ``(bh, n_q, d)``. Reference.
 
     ``query_weight`` ``(bh, n_q, w)``, ``key_weight`` ``(bh, n_k, w)``, ``value`` ``(bh, n_k, d)``.
     """
@@ -69,21 +84,22 @@ def lsh_weighted_cumulation(
     w = key_weight.shape[-1]
     rows = 1 << hash_code_len
     chunk = max(1, min(w, _WEIGHTED_CHUNK_ELEMENTS // max(1, bh * max(n_k, rows) * d)))
-    masked_value = value.float() * key_mask.float()[:, :, None]
-    qw, kw = query_weight.float(), key_weight.float()
-    out = torch.zeros(bh, n_q, d, device=value.device, dtype=torch.float32)
+    acc = _accumulation_dtype(value)
+    masked_value = value.to(acc) * key_mask.to(acc)[:, :, None]
+    qw, kw = query_weight.to(acc), key_weight.to(acc)
+    out = torch.zeros(bh, n_q, d, device=value.device, dtype=acc)
     for start in range(0, w, chunk):
         stop = min(w, start + chunk)
         c = stop - start
         # (bh, n_k, c, d): key_weight_j[c] * value_j, flattened per key
         contrib = (kw[:, :, start:stop, None] * masked_value[:, :, None, :]).reshape(bh * n_k, c * d)
-        table = torch.empty(bh * rows, c * d, device=value.device, dtype=torch.float32)
+        table = torch.empty(bh * rows, c * d, device=value.device, dtype=acc)
         for f in range(num_hash):
             table.zero_()
             table.index_add_(0, _bucket_index(key_codes, f, rows), contrib)
             read = table[_bucket_index(query_codes, f, rows)].reshape(bh, n_q, c, d)
             out += torch.einsum("bnc,bncd->bnd", qw[:, :, start:stop], read)
-    return out * (query_mask.float()[:, :, None] / num_hash)
+    return out * (query_mask.to(acc)[:, :, None] / num_hash)
 
 
 class LshCumulation(torch.autograd.Function):
@@ -93,8 +109,9 @@ class LshCumulation(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, query, key, value, query_mask, key_mask, query_codes, key_codes, hash_code_len,
-                lsh_backward, ops):
+    def forward(
+        ctx, query, key, value, query_mask, key_mask, query_codes, key_codes, hash_code_len, lsh_backward, ops
+    ):
         out = ops.lsh_cumulation(query_codes, key_codes, query_mask, key_mask, value, hash_code_len)
         ctx.save_for_backward(query, key, value, query_mask, key_mask, query_codes, key_codes)
         ctx.hash_code_len, ctx.lsh_backward, ctx.ops = hash_code_len, lsh_backward, ops
@@ -108,13 +125,37 @@ class LshCumulation(torch.autograd.Function):
         if ctx.lsh_backward:
             grad_value = ops.lsh_cumulation(key_codes, query_codes, key_mask, query_mask, grad, tau)
             grad_query = ops.lsh_weighted_cumulation(
-                query_codes, key_codes, query_mask, key_mask, grad, value, key.float() * (tau / 2), tau
+                query_codes,
+                key_codes,
+                query_mask,
+                key_mask,
+                grad,
+                value,
+                key.to(_accumulation_dtype(key)) * (tau / 2),
+                tau,
             )
             grad_key = ops.lsh_weighted_cumulation(
-                key_codes, query_codes, key_mask, query_mask, value, grad, query.float() * (tau / 2), tau
+                key_codes,
+                query_codes,
+                key_mask,
+                query_mask,
+                value,
+                grad,
+                query.to(_accumulation_dtype(query)) * (tau / 2),
+                tau,
             )
         else:
             weights = expectation_weights(query, key, query_mask, key_mask, tau)
             grad_query, grad_key, grad_value = surrogate_backward(grad, weights, query, key, value, tau)
-        return (grad_query.to(query.dtype), grad_key.to(key.dtype), grad_value.to(value.dtype),
-                None, None, None, None, None, None, None)
+        return (
+            grad_query.to(query.dtype),
+            grad_key.to(key.dtype),
+            grad_value.to(value.dtype),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )

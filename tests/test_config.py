@@ -1,0 +1,83 @@
+"""YosoConfig: transformers' defaults, round trips through both libraries, validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import transformers
+
+from yoso_core import YosoConfig
+
+FIELDS = dict(
+    vocab_size=50265,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    hidden_act="gelu",
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+    max_position_embeddings=4096,
+    type_vocab_size=1,
+    initializer_range=0.02,
+    layer_norm_eps=1e-12,
+    use_expectation=True,
+    hash_code_len=9,
+    num_hash=64,
+    conv_window=None,
+    use_fast_hash=True,
+    lsh_backward=True,
+    pad_token_id=1,
+    bos_token_id=0,
+    eos_token_id=2,
+)
+
+
+def test_defaults_equal_transformers():
+    ours, theirs = YosoConfig(), transformers.YosoConfig()
+    assert ours.model_type == "yoso"
+    for name, value in FIELDS.items():
+        assert getattr(ours, name) == value, name
+        assert getattr(theirs, name) == value, name
+
+
+def test_config_json_loads_in_both_directions(tmp_path):
+    ours = YosoConfig(
+        hidden_size=64,
+        num_attention_heads=4,
+        conv_window=5,
+        num_hash=17,
+        hash_code_len=6,
+        use_expectation=False,
+    )
+    ours.save_pretrained(tmp_path / "ours")
+    assert json.loads((tmp_path / "ours" / "config.json").read_text())["model_type"] == "yoso"
+    theirs = transformers.YosoConfig.from_pretrained(tmp_path / "ours")
+    assert (theirs.hidden_size, theirs.conv_window, theirs.num_hash, theirs.hash_code_len) == (64, 5, 17, 6)
+    assert theirs.use_expectation is False
+    theirs.num_hash = 3
+    theirs.save_pretrained(tmp_path / "theirs")
+    back = YosoConfig.from_pretrained(tmp_path / "theirs")
+    assert (back.num_hash, back.conv_window, back.hidden_size) == (3, 5, 64)
+    assert isinstance(transformers.AutoConfig.from_pretrained(tmp_path / "ours"), transformers.YosoConfig)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(hidden_size=30, num_attention_heads=4), ["hidden_size", "30", "num_attention_heads", "4"]),
+        (dict(hash_code_len=0), ["hash_code_len", "[1, 16]", "0"]),
+        (dict(hash_code_len=17), ["hash_code_len", "17"]),
+        (dict(num_hash=0), ["num_hash", "0", "[1, 256]"]),
+        (dict(conv_window=4), ["conv_window", "odd", "4"]),
+        (dict(conv_window=-3), ["conv_window", "-3"]),
+        (dict(hidden_dropout_prob=1.5), ["hidden_dropout_prob", "1.5"]),
+        (dict(num_hidden_layers=0), ["num_hidden_layers", "0"]),
+    ],
+)
+def test_invalid_values_name_field_value_and_range(kwargs, words):
+    with pytest.raises(ValueError) as err:
+        YosoConfig(**kwargs)
+    for word in words:
+        assert word in str(err.value)

@@ -1,0 +1,125 @@
+"""YosoModel behaviour beyond parity: exact padding, length limits, attentions, sampled mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import yoso_core
+from tests.conftest import TINY
+from yoso_core import YosoConfig, YosoModel
+
+MODES = {
+    "expectation": dict(use_expectation=True),
+    "expectation-conv": dict(use_expectation=True, conv_window=3),
+    "sampled": dict(use_expectation=False, num_hash=16, hash_code_len=6),
+    "sampled-simhash-conv": dict(
+        use_expectation=False, num_hash=16, hash_code_len=6, use_fast_hash=False, conv_window=5
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_padding_never_changes_real_tokens(mode):
+    model = YosoModel(YosoConfig(**TINY, **MODES[mode])).eval()
+    lengths = [23, 9, 16]
+    seqs = [torch.randint(3, TINY["vocab_size"], (n,)) for n in lengths]
+    ids = torch.full((len(seqs), max(lengths)), TINY.get("pad_token_id", 1))
+    mask = torch.zeros(len(seqs), max(lengths))
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)], mask[i, : len(s)] = s, 1
+    with torch.no_grad():
+        torch.manual_seed(7)
+        batched = model(ids, attention_mask=mask).last_hidden_state
+        for i, s in enumerate(seqs):
+            torch.manual_seed(7)
+            alone = model(s[None]).last_hidden_state[0]
+            torch.testing.assert_close(batched[i, : len(s)], alone, rtol=0, atol=1e-5)
+
+
+def test_padding_matters_only_where_masked():
+    """The mask is really applied: changing padded token ids changes nothing; unmasking them does."""
+    model = YosoModel(YosoConfig(**TINY)).eval()
+    ids = torch.randint(3, TINY["vocab_size"], (1, 20))
+    mask = torch.ones(1, 20)
+    mask[:, 12:] = 0
+    other = ids.clone()
+    other[:, 12:] = torch.randint(3, TINY["vocab_size"], (1, 8))
+    with torch.no_grad():
+        a = model(ids, attention_mask=mask).last_hidden_state[:, :12]
+        b = model(other, attention_mask=mask).last_hidden_state[:, :12]
+        c = model(other).last_hidden_state[:, :12]
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_sequence_longer_than_positions_is_a_clear_error():
+    model = YosoModel(YosoConfig(**TINY))
+    with pytest.raises(ValueError, match=r"sequence length 65 exceeds max_position_embeddings 64"):
+        model(torch.randint(3, 99, (1, 65)))
+    model(torch.randint(3, 99, (1, 64)))  # the limit itself is fine
+
+
+def test_wrong_attention_mask_shape_is_a_clear_error():
+    model = YosoModel(YosoConfig(**TINY))
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(2, 10\)"):
+        model(torch.randint(3, 99, (2, 10)), attention_mask=torch.ones(2, 11))
+
+
+def test_output_attentions_are_yoso_e_weights():
+    config = YosoConfig(**TINY)
+    model = YosoModel(config).eval()
+    ids = torch.randint(3, 99, (2, 10))
+    mask = torch.ones(2, 10)
+    mask[1, 6:] = 0
+    out = model(ids, attention_mask=mask, output_attentions=True, output_hidden_states=True)
+    assert len(out.attentions) == config.num_hidden_layers
+    weights = out.attentions[0]
+    assert weights.shape == (2, config.num_attention_heads, 10, 10)
+    assert torch.all(weights >= 0) and torch.all(weights <= 1)
+    assert torch.all(weights[1, :, 6:, :] == 0) and torch.all(weights[1, :, :, 6:] == 0)
+    # recompute layer 0 by hand from the hidden states
+    attn = model.encoder.layer[0].attention.self
+    h = out.hidden_states[0]
+    q = torch.nn.functional.normalize(attn._heads(attn.query(h)), dim=-1)
+    k = torch.nn.functional.normalize(attn._heads(attn.key(h)), dim=-1)
+    expected = (1 - torch.acos((q @ k.transpose(-1, -2)).clamp(-1, 1)) / torch.pi) ** config.hash_code_len
+    expected = expected * mask[:, None, :, None] * mask[:, None, None, :]
+    torch.testing.assert_close(weights, expected, rtol=0, atol=1e-5)
+
+
+def test_expectation_has_no_nan_for_identical_tokens():
+    """q.k rounding above 1 must not produce NaN through arccos (forward and backward)."""
+    model = yoso_core.YosoForSequenceClassification(YosoConfig(**TINY, num_labels=2))
+    ids = torch.full((2, 30), 7)
+    out = model(ids, labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert torch.isfinite(out.logits).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_sampled_model_trains_and_is_reproducible():
+    config = YosoConfig(**TINY, use_expectation=False, num_hash=8, hash_code_len=5, num_labels=2)
+    model = yoso_core.YosoForSequenceClassification(config).train()
+    ids = torch.randint(3, 99, (2, 17))
+    torch.manual_seed(3)
+    loss = model(ids, labels=torch.tensor([0, 1])).loss
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    assert grads["yoso.encoder.layer.0.attention.self.query.weight"].abs().sum() > 0
+    assert grads["yoso.encoder.layer.0.attention.self.value.weight"].abs().sum() > 0
+    model.zero_grad()
+    torch.manual_seed(3)
+    again = model(ids, labels=torch.tensor([0, 1])).loss
+    again.backward()
+    assert again.item() == loss.item()
+    for n, p in model.named_parameters():
+        assert torch.equal(p.grad, grads[n]), n
+
+
+def test_multiple_choice_shapes():
+    model = yoso_core.YosoForMultipleChoice(YosoConfig(**TINY)).eval()
+    out = model(
+        torch.randint(3, 99, (2, 4, 12)), attention_mask=torch.ones(2, 4, 12), labels=torch.tensor([1, 3])
+    )
+    assert out.logits.shape == (2, 4) and out.loss.ndim == 0
