@@ -395,12 +395,12 @@ class YosoForMaskedLM(YosoPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.yoso(
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
             return_dict=True,
         )
         logits = self.cls(outputs.last_hidden_state)
@@ -456,12 +456,12 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.yoso(
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
             return_dict=True,
         )
         logits = self.classifier(outputs.last_hidden_state)
@@ -567,12 +567,12 @@ class YosoForTokenClassification(YosoPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.yoso(
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
             return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
@@ -622,12 +622,12 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.yoso(
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
             return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)
