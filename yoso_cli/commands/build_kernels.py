@@ -1,10 +1,100 @@
-"""`yoso build-kernels` (not available yet)."""
+"""`yoso build-kernels`: compile the C++/OpenMP (and CUDA) kernels into the per-user cache."""
 
 from __future__ import annotations
 
-from ..errors import not_built
+import sys
+
+import typer
+
+from ..errors import EXIT_FAILURE, fail
 
 
-def command() -> None:
-    """Not available in this version yet."""
-    not_built("build-kernels")
+def command(
+    cuda: bool | None = typer.Option(
+        None,
+        "--cuda/--no-cuda",
+        help="Build the CUDA kernels too (default: when nvcc and a CUDA torch exist).",
+    ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        help='CUDA compute capabilities, e.g. "8.0;9.0" (default: the visible GPU\'s, else 8.0;9.0).',
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Rebuild even when a build for this torch and sources exists."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the compiler's commands and output."),
+) -> None:
+    """Build the compiled kernels for this torch, then check them against the reference.
+
+    Builds go to ~/.cache/yoso/kernels/<torch>-<cuda>-<sources hash>/ ($YOSO_KERNEL_DIR overrides
+    the folder), so a stale build is never loaded. A failed build prints the compiler's error and
+    exits 1.
+
+    Examples:
+
+        yoso build-kernels
+
+        yoso build-kernels --no-cuda
+
+        CUDA_HOME=/usr/local/cuda yoso build-kernels --cuda --arch "8.0;9.0" --force
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from yoso_core import kernels_build
+
+    console = Console(stderr=True)
+    status = None
+
+    def on_start(kind: str) -> None:
+        nonlocal status
+        if status is not None:
+            status.stop()
+        label = "CUDA" if kind == "cuda" else "CPU"
+        if verbose:
+            console.print(f"compiling the {label} kernels ...")
+        else:
+            status = console.status(f"compiling the {label} kernels (a minute or two) ...")
+            status.start()
+
+    def on_output(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    try:
+        results = kernels_build.build_kernels(
+            cuda, arch, force=force, verbose=verbose, on_start=on_start, on_output=on_output
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    except kernels_build.KernelBuildError as exc:
+        if status is not None:
+            status.stop()
+        print(str(exc), file=sys.stderr)
+        fail(
+            "building the kernels failed (compiler output above); rerun with --verbose for every command",
+            EXIT_FAILURE,
+        )
+    finally:
+        if status is not None:
+            status.stop()
+
+    table = Table(title="yoso kernels")
+    for column in ("what", "archs", "where", "seconds"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        what = f"{r.kind} kernels" + (" (cached)" if r.cached else "")
+        table.add_row(what, r.archs, str(r.path), f"{r.seconds:.1f}")
+    console.print(table)
+
+    checks = kernels_build.self_check()
+    check_table = Table(title="self-check against the reference")
+    for column in ("device", "operator", "error", "result"):
+        check_table.add_column(column)
+    for c in checks:
+        result = "[green]ok[/]" if c.passed else "[red]FAILED[/]"
+        check_table.add_row(c.device, c.op, f"{c.error:.2e}", result)
+    console.print(check_table)
+    failed = [f"{c.device} {c.op}" for c in checks if not c.passed]
+    if failed:
+        fail(f"the self-check failed for {', '.join(failed)}; rebuild with --force --verbose", EXIT_FAILURE)

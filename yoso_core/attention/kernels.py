@@ -9,14 +9,15 @@ one warning; an explicit compiled backend that cannot run raises with every reas
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from . import hashing, sampled
 
 BACKENDS = ("auto", "reference", "cpu", "cuda")
+COMPILED_DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,22 @@ _warned_fallback = False
 
 
 def compiled_backend(device_type: str) -> tuple[Backend | None, str]:
-    """The compiled backend for ``device_type`` and, when it is unavailable, why."""
-    return None, (
-        f"the compiled {device_type} kernels of yoso are not built; run `yoso build-kernels` to build them"
-    )
+    """The compiled backend for ``device_type`` and, when it is unavailable, why.
+
+    The library is loaded on first use from the cache ``yoso build-kernels`` fills; nothing is
+    compiled here, so a missing build costs nothing but the reason it returns.
+    """
+    if device_type not in COMPILED_DEVICES:
+        return (
+            None,
+            f"yoso has no compiled kernels for device {device_type!r} (only {', '.join(COMPILED_DEVICES)})",
+        )
+    from . import ops  # imported lazily: loading is the only work done for a compiled backend
+
+    usable, why = ops.load(device_type)
+    if not usable:
+        return None, why
+    return Backend(device_type, ops.fast_hash, ops.lsh_cumulation, ops.lsh_weighted_cumulation), ""
 
 
 def resolve_backend(name: str, device: torch.device) -> Backend:

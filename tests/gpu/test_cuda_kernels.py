@@ -1,0 +1,107 @@
+"""CUDA operators against the CPU operators and the reference, on identical inputs and codes.
+
+Skipped where no CUDA device is present; `make gpu-check` builds the CUDA library and runs them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from yoso_core import kernels_build
+from yoso_core.attention import yoso_attention
+from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
+from yoso_core.attention.kernels import REFERENCE, compiled_backend
+from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+@pytest.fixture(scope="session")
+def backends():
+    kernels_build.build_library("cpu")
+    kernels_build.build_library("cuda")
+    cpu, why_cpu = compiled_backend("cpu")
+    cuda, why_cuda = compiled_backend("cuda")
+    assert cpu is not None, why_cpu
+    assert cuda is not None, why_cuda
+    return cpu, cuda
+
+
+def close(actual, expected, rtol=1e-5):
+    scale = expected.abs().max().clamp_min(1e-12).item()
+    torch.testing.assert_close(actual.cpu(), expected.cpu(), rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize(
+    "n,d,num_hash,tau", [(1, 16, 1, 1), (97, 48, 32, 8), (1025, 64, 32, 8), (7, 256, 256, 16)]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_fast_hash_identical_on_cuda(backends, n, d, num_hash, tau, dtype):
+    cpu, cuda = backends
+    gen = torch.Generator().manual_seed(n + d)
+    x = torch.randn(3, n, d, generator=gen).to(dtype)
+    diagonals = draw_fast_hash_diagonals(3, d, num_hash, tau, torch.device("cpu"), gen)
+    want = fast_hash(x, diagonals, num_hash, tau)
+    assert torch.equal(cpu.fast_hash(x, diagonals, num_hash, tau), want)
+    assert torch.equal(cuda.fast_hash(x.cuda(), diagonals.cuda(), num_hash, tau).cpu(), want)
+
+
+@pytest.mark.parametrize(
+    "n_q,n_k,d,num_hash,tau", [(1, 1, 16, 1, 1), (97, 90, 64, 32, 8), (1025, 1025, 64, 8, 12)]
+)
+def test_cumulations_on_cuda(backends, n_q, n_k, d, num_hash, tau):
+    cpu, cuda = backends
+    gen = torch.Generator().manual_seed(n_q)
+    bh = 5
+    qc = torch.randint(0, 1 << tau, (bh, n_q, num_hash), generator=gen, dtype=torch.int32)
+    kc = torch.randint(0, 1 << tau, (bh, n_k, num_hash), generator=gen, dtype=torch.int32)
+    qm = (torch.rand(bh, n_q, generator=gen) > 0.2).float()
+    km = (torch.rand(bh, n_k, generator=gen) > 0.2).float()
+    v = torch.randn(bh, n_k, d, generator=gen)
+    qw, kw = torch.randn(bh, n_q, 24, generator=gen), torch.randn(bh, n_k, 24, generator=gen)
+    args = (qc, kc, qm, km, v, tau)
+    want = lsh_cumulation(*args)
+    close(cpu.lsh_cumulation(*args), want)
+    close(cuda.lsh_cumulation(*(a.cuda() if torch.is_tensor(a) else a for a in args)), want)
+    wargs = (qc, kc, qm, km, qw, kw, v, tau)
+    want_w = lsh_weighted_cumulation(*wargs)
+    close(cpu.lsh_weighted_cumulation(*wargs), want_w)
+    close(cuda.lsh_weighted_cumulation(*(a.cuda() if torch.is_tensor(a) else a for a in wargs)), want_w)
+
+
+def test_gradients_on_cuda(backends):
+    _, cuda = backends
+    gen = torch.Generator().manual_seed(1)
+    bh, n, d, num_hash, tau = 4, 200, 32, 8, 5
+    q = torch.nn.functional.normalize(torch.randn(bh, n, d, generator=gen), dim=-1)
+    k = torch.nn.functional.normalize(torch.randn(bh, n, d, generator=gen), dim=-1)
+    v = torch.randn(bh, n, d, generator=gen)
+    mask = torch.ones(bh, n)
+    mask[:, -13:] = 0
+    qc = torch.randint(0, 1 << tau, (bh, n, num_hash), generator=gen, dtype=torch.int32)
+    kc = torch.randint(0, 1 << tau, (bh, n, num_hash), generator=gen, dtype=torch.int32)
+    grad = torch.randn(bh, n, d, generator=gen)
+    results = []
+    for backend, device in ((cuda, "cuda"), (REFERENCE, "cpu")):
+        leaves = [t.to(device).requires_grad_() for t in (q, k, v)]
+        out = LshCumulation.apply(
+            *leaves, mask.to(device), mask.to(device), qc.to(device), kc.to(device), tau, True, backend
+        )
+        out.backward(grad.to(device))
+        results.append([out.detach()] + [t.grad for t in leaves])
+    for got, want in zip(*results):
+        close(got, want)
+
+
+def test_yoso_attention_auto_uses_cuda(backends):
+    q = torch.nn.functional.normalize(torch.randn(2, 4, 300, 64, device="cuda"), dim=-1)
+    k = torch.nn.functional.normalize(torch.randn(2, 4, 300, 64, device="cuda"), dim=-1)
+    v = torch.randn(2, 4, 300, 64, device="cuda", dtype=torch.bfloat16)
+    a = yoso_attention(q, k, v, backend="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    b = yoso_attention(q, k, v, backend="reference", generator=torch.Generator("cuda").manual_seed(0))
+    assert a.dtype == torch.bfloat16 and a.device.type == "cuda"
+    close(a.float(), b.float(), rtol=1e-2)

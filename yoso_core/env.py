@@ -1,0 +1,87 @@
+"""What ``yoso env`` reports: versions, threads, GPUs, and the state of the compiled kernels.
+
+For bug reports and first runs: every field is plain JSON, and nothing here raises when torch has
+no CUDA, nvcc is missing or a library fails to load; the report says so instead.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _gpus() -> list[dict]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    gpus = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        gpus.append(
+            {
+                "index": index,
+                "name": props.name,
+                "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1),
+            }
+        )
+    return gpus
+
+
+def _kernel_report(kind: str) -> dict:
+    from . import kernels_build
+    from .attention import ops
+
+    path = kernels_build.library_path(kind)
+    meta = kernels_build.read_metadata(kind)
+    built = path.is_file()
+    loads, why = ops.load(kind) if built else (False, "not built; run `yoso build-kernels`")
+    return {
+        "built": built,
+        "path": str(path) if built else None,
+        "archs": (meta or {}).get("archs"),
+        "built_at": (meta or {}).get("built_at"),
+        "torch": (meta or {}).get("torch"),
+        "loads": loads,
+        "error": why or None,
+    }
+
+
+def environment_report() -> dict:
+    """Versions, CPU threads, GPUs, nvcc, and which kernels are built for this torch and whether they load."""
+    import torch
+
+    from . import kernels_build
+
+    nvcc = kernels_build.find_nvcc()
+    root = kernels_build.kernel_root()
+    key = kernels_build.build_key()
+    other_builds = (
+        sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != key) if root.is_dir() else []
+    )
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "yoso": _version("yoso"),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "transformers": _version("transformers"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+        "gpus": _gpus(),
+        "nvcc": {"path": str(nvcc), "version": kernels_build.nvcc_version(nvcc)} if nvcc else None,
+        "kernel_root": str(root),
+        "kernel_key": key,
+        "kernels": {kind: _kernel_report(kind) for kind in kernels_build.KINDS},
+        "other_builds": other_builds,
+    }
