@@ -1,10 +1,129 @@
-"""`yoso finetune` (not available yet)."""
+"""`yoso finetune`: train a task head (classification, token classification, QA, multiple choice)."""
 
 from __future__ import annotations
 
-from ..errors import not_built
+from typing import Annotated
+
+import typer
+
+from .pretrain import (
+    AccumulationOpt,
+    BatchSizeOpt,
+    ConfigOpt,
+    ConvWindowOpt,
+    DatasetConfigOpt,
+    DatasetOpt,
+    DeviceOpt,
+    DropoutOpt,
+    EvalEveryOpt,
+    ExpectationOpt,
+    GradNormOpt,
+    HashCodeLenOpt,
+    LearningRateOpt,
+    MaxStepsOpt,
+    ModelOpt,
+    NumHashOpt,
+    NumTrainOpt,
+    NumValidationOpt,
+    OutputDirOpt,
+    PrecisionOpt,
+    ResumeOpt,
+    SaveEveryOpt,
+    SeedOpt,
+    SeqLenOpt,
+    TokenizerOpt,
+    TrainFileOpt,
+    ValidationFileOpt,
+    VocabSizeOpt,
+    WarmupOpt,
+    WeightDecayOpt,
+    run_training,
+)
 
 
-def command() -> None:
-    """Not available in this version yet."""
-    not_built("finetune")
+def command(
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="classification | token-classification | qa | multiple-choice (or `task:` in --config).",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    train_file: TrainFileOpt = None,
+    validation_file: ValidationFileOpt = None,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    num_train: NumTrainOpt = None,
+    num_validation: NumValidationOpt = None,
+    tokenizer: TokenizerOpt = None,
+    vocab_size: VocabSizeOpt = None,
+    seq_len: SeqLenOpt = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            "--stride",
+            help="QA: tokens of overlap between windows of a long context. (default: seq-len/4)",
+            rich_help_panel="Data",
+        ),
+    ] = None,
+    output_dir: OutputDirOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    gradient_accumulation_steps: AccumulationOpt = None,
+    learning_rate: LearningRateOpt = None,
+    warmup_steps: WarmupOpt = None,
+    weight_decay: WeightDecayOpt = None,
+    max_grad_norm: GradNormOpt = None,
+    eval_every: EvalEveryOpt = None,
+    save_every: SaveEveryOpt = None,
+    seed: SeedOpt = None,
+    precision: PrecisionOpt = None,
+    device: DeviceOpt = None,
+    resume: ResumeOpt = None,
+    use_expectation: ExpectationOpt = None,
+    num_hash: NumHashOpt = None,
+    hash_code_len: HashCodeLenOpt = None,
+    conv_window: ConvWindowOpt = None,
+    dropout: DropoutOpt = None,
+) -> None:
+    """Fine-tune a YOSO model for a task, on local files or the task's built-in data set.
+
+    --model is a pretrained directory (its tokenizer is reused) or tiny|small|base from scratch.
+    Built-in sets: ListOps (classification), corpus tagging (token-classification), long-context
+    pass-key retrieval (qa), corpus sentence completion (multiple-choice). Evaluates with the task's
+    metrics; the final model in OUTPUT_DIR/final serves `yoso predict`. The result is one JSON line
+    on stdout. Runs under `torchrun --nproc_per_node N`.
+
+    Examples:
+
+      yoso finetune --task qa --model small --seq-len 256 --max-steps 300 --output-dir runs/qa
+
+      yoso finetune --task classification --model runs/mlm/final --train-file train.jsonl \\
+        --validation-file dev.jsonl
+
+      yoso finetune --task token-classification --model tiny --max-steps 200 --precision bf16
+
+      yoso finetune --config run.yaml --resume auto
+    """
+    options = {k: v for k, v in locals().items() if k not in ("config", "task")}
+    if task is not None:
+        options["task"] = task
+    from yoso_core.training import FINETUNE_TASKS, read_yaml
+
+    from ..errors import fail
+
+    given = task
+    if given is None and config is not None:
+        try:
+            given = read_yaml(config).get("task")
+        except ValueError as exc:
+            fail(str(exc))
+    if given is None:
+        fail(f"--task is required: one of {', '.join(FINETUNE_TASKS)}")
+    if given not in FINETUNE_TASKS:
+        fail(
+            f"--task must be one of {', '.join(FINETUNE_TASKS)} (use `yoso pretrain` for mlm), got {given!r}"
+        )
+    run_training(config, options)

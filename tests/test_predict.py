@@ -1,0 +1,230 @@
+"""`yoso predict` and ``yoso_core.predict``: every task, order, ids, streaming, errors, empty input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from yoso_cli.main import app
+from yoso_core.data import DataError, load_task_data
+from yoso_core.predict import PredictError, load_predictor, predict
+from yoso_core.training import merge_config, train
+
+OUTPUT_KEYS = {
+    "classification": {"label", "score"},
+    "token-classification": {"tokens", "tags", "entities"},
+    "qa": {"answer", "start", "end", "score"},
+    "multiple-choice": {"choice", "scores"},
+    "mlm": {"fills"},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train fastest on one thread, and the test suite shares the machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """A tiny model of every task, trained for two steps (enough to exercise the whole path)."""
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for task in OUTPUT_KEYS:
+        config = merge_config(
+            None,
+            {
+                "model": "tiny",
+                "seq_len": 64,
+                "num_train": 12,
+                "num_validation": 2,
+                "max_steps": 2,
+                "batch_size": 4,
+                "eval_every": 0,
+                "save_every": 0,
+                "output_dir": str(root / task),
+                "use_expectation": task
+                != "qa",  # one sampled-YOSO model: predictions must still be repeatable
+            },
+            task=task,
+        )
+        out[task] = train(config).final_dir
+    return out
+
+
+def inputs(task: str, count: int) -> list[str]:
+    """``count`` predict input lines of ``task``: built-in validation records without their labels."""
+    records = load_task_data(task, seed=5, seq_len=64, num_train=1, num_validation=count)["validation"]
+    lines = []
+    for i, record in enumerate(records):
+        if task == "mlm":
+            words = record["text"].split()[:12]
+            words[3] = "<mask>"
+            record = {"text": " ".join(words)}
+        record = {k: v for k, v in record.items() if k not in ("label", "tags", "answers")}
+        lines.append(json.dumps({"id": f"r{i}", **record}))
+    return lines
+
+
+def invoke(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(app, list(args), input=stdin)
+
+
+@pytest.mark.parametrize("task", list(OUTPUT_KEYS))
+def test_predict_every_task_keeps_order_and_ids(models, task):
+    lines = inputs(task, 5)
+    outputs = list(predict(models[task], lines, batch_size=2))
+    assert [o["id"] for o in outputs] == [f"r{i}" for i in range(5)]
+    for line, out in zip(lines, outputs):
+        assert OUTPUT_KEYS[task] <= set(out), out
+        record = json.loads(line)
+        if task == "qa":
+            assert record["context"][out["start"] : out["end"]] == out["answer"]
+        elif task == "multiple-choice":
+            assert 0 <= out["choice"] < len(record["choices"]) and len(out["scores"]) == len(
+                record["choices"]
+            )
+        elif task == "token-classification":
+            assert len(out["tags"]) == len(record["tokens"])
+        elif task == "classification":
+            assert out["label"] in set(map(str, range(10))) and 0 < out["score"] <= 1
+        elif task == "mlm":
+            assert len(out["fills"]) == 1 and len(out["fills"][0]) == 5
+    # sampled hashes come from a fixed seed: the same call gives the same answers
+    assert list(predict(models[task], lines, batch_size=2)) == outputs
+    if task != "qa":  # YOSO-E: the batch size changes nothing beyond float rounding
+        assert_close(list(predict(models[task], lines, batch_size=5)), outputs)
+
+
+def assert_close(a, b):
+    """Equal JSON values, floats within 1e-4."""
+    if isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-4)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_close(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_close(x, y)
+    else:
+        assert a == b
+
+
+def test_predict_streams_batch_by_batch(models):
+    lines = inputs("classification", 6)
+    consumed = []
+
+    def source():
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    stream = predict(models["classification"], source(), batch_size=2)
+    first = next(stream)
+    assert first["id"] == "r0" and len(consumed) == 2  # answered before the rest was read
+    assert [o["id"] for o in stream] == ["r1", "r2", "r3", "r4", "r5"]
+
+
+def test_plain_text_lines_and_blank_lines(models):
+    outputs = list(predict(models["classification"], ["[MAX 2 3 ]\n", "\n", "[MIN 4 [SM 1 2 ] ]\n"]))
+    assert len(outputs) == 2 and all("id" not in o for o in outputs)
+
+
+def test_malformed_line_raises_after_earlier_answers(models):
+    lines = inputs("qa", 3)
+    lines.insert(2, '{"question": "no context"}')
+    got = []
+    with pytest.raises(DataError, match="line 3"):
+        for out in predict(models["qa"], lines, batch_size=8):
+            got.append(out)
+    assert [o["id"] for o in got] == ["r0", "r1"]
+    errors = []
+    skipped = list(predict(models["qa"], lines, batch_size=8, skip_invalid=True, on_error=errors.append))
+    assert [o["id"] for o in skipped] == ["r0", "r1", "r2"]
+    assert errors[0]["line"] == 3 and "context" in errors[0]["error"]
+
+
+def test_cli_reads_stdin_writes_stdout(models):
+    lines = inputs("multiple-choice", 3)
+    result = invoke("predict", "--model", models["multiple-choice"], stdin="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.stderr
+    outputs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["id"] for o in outputs] == ["r0", "r1", "r2"]
+    assert all(set(o) >= OUTPUT_KEYS["multiple-choice"] for o in outputs)
+
+
+def test_cli_files_and_malformed_line_exit_2_after_earlier_lines(models, tmp_path):
+    lines = inputs("token-classification", 4)
+    lines.insert(3, "not json")
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    target = tmp_path / "out.jsonl"
+    result = invoke(
+        "predict",
+        "--model",
+        models["token-classification"],
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "--batch-size",
+        "2",
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: line 4: ") and len(result.stderr.strip().splitlines()) == 1
+    written = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [o["id"] for o in written] == ["r0", "r1", "r2"]
+
+    result = invoke(
+        "predict",
+        "--model",
+        models["token-classification"],
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "--skip-invalid",
+    )
+    assert result.exit_code == 0
+    assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == ["r0", "r1", "r2", "r3"]
+    error = json.loads(result.stderr.strip())
+    assert error["line"] == 4 and "line 4" in error["error"]
+    assert not list(tmp_path.glob(".out.jsonl.tmp*"))  # the temporary file was renamed away
+
+
+def test_cli_empty_input(models):
+    result = invoke("predict", "--model", models["classification"], stdin="")
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_cli_bad_usage(models, tmp_path):
+    for args, message in [
+        (["--model", str(tmp_path)], "is not a model directory"),
+        (["--model", models["qa"], "--input", str(tmp_path / "none.jsonl")], "--input"),
+        (["--model", models["qa"], "--batch-size", "0"], "--batch-size must be a positive integer"),
+        (["--model", models["qa"], "--output", str(tmp_path / "no" / "out.jsonl")], "does not exist"),
+    ]:
+        result = invoke("predict", *args, stdin="")
+        assert result.exit_code == 2, args
+        assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+
+
+def test_model_without_task_is_refused(models, tmp_path):
+    from yoso_core import YosoModel
+
+    bare = tmp_path / "bare"
+    predictor = load_predictor(models["qa"])
+    YosoModel(predictor.model.config).save_pretrained(bare)
+    config = json.loads((bare / "config.json").read_text())
+    config.pop("task")
+    (bare / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PredictError, match="does not say which task"):
+        list(predict(bare, []))

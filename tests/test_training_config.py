@@ -1,0 +1,100 @@
+"""TrainConfig: defaults -> YAML -> command line, validation messages that name the flag, saving."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from yoso_core.training import ConfigError, TrainConfig, merge_config, read_yaml, save_config
+
+
+def test_merge_order_defaults_then_yaml_then_command_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("max-steps: 7\nlearning_rate: 0.003\nseq_len: 32\nuse_expectation: false\n")
+    config = merge_config(path, {"max_steps": 9, "seq_len": None, "batch_size": None}, task="qa")
+    assert config.max_steps == 9  # command line beats YAML
+    assert config.learning_rate == 0.003  # YAML beats the default
+    assert config.seq_len == 32  # None on the command line means "not given"
+    assert config.batch_size == TrainConfig().batch_size
+    assert config.use_expectation is False
+    assert config.task == "qa"
+
+
+def test_yaml_int_accepted_for_float_and_saved_config_round_trips(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1\nweight_decay: 0\n")
+    config = merge_config(path, {"model": "tiny"}, task="mlm")
+    assert isinstance(config.learning_rate, float) and config.learning_rate == 1.0
+    saved = tmp_path / "config.yaml"
+    save_config(config, saved)
+    assert yaml.safe_load(saved.read_text())["model"] == "tiny"
+    assert merge_config(saved) == config
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("max_steps: 3\nlearnin_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="unknown key 'learnin_rate'"):
+        read_yaml(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("max_steps: ten\n", "`max_steps` must be int"),
+        ("use_expectation: 1\n", "`use_expectation` must be bool"),
+        ("- 1\n- 2\n", "must hold a mapping"),
+        ("a: [1\n", "not valid YAML"),
+    ],
+)
+def test_bad_yaml_values(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_yaml(path)
+
+
+def test_missing_yaml_file(tmp_path):
+    with pytest.raises(ConfigError, match="--config: file .* does not exist"):
+        merge_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "options, flag",
+    [
+        ({"max_steps": 0}, "--max-steps"),
+        ({"batch_size": -1}, "--batch-size"),
+        ({"seq_len": 4}, "--seq-len"),
+        ({"learning_rate": 0.0}, "--learning-rate"),
+        ({"precision": "fp16"}, "--precision"),
+        ({"device": "tpu"}, "--device"),
+        ({"num_hash": 0}, "--num-hash"),
+        ({"hash_code_len": 17}, "--hash-code-len"),
+        ({"conv_window": 4}, "--conv-window"),
+        ({"dropout": 1.5}, "--dropout"),
+        ({"model": "huge"}, "--model 'huge'"),
+        ({"train_file": "/nonexistent.jsonl"}, "--train-file"),
+        ({"validation_file": "/nonexistent.jsonl"}, "--validation-file"),
+        ({"resume": "/nonexistent"}, "--resume"),
+        ({"dataset_config": "x"}, "--dataset-config needs --dataset"),
+        ({"task": "translation"}, "--task"),
+        ({"warmup_steps": -3}, "--warmup-steps"),
+        ({"gradient_accumulation_steps": 0}, "--gradient-accumulation-steps"),
+    ],
+)
+def test_validation_names_the_flag(options, flag):
+    with pytest.raises(ConfigError, match=flag.replace("-", r"\-")):
+        merge_config(None, options)
+
+
+def test_fixed_value_conflicting_with_yaml(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: qa\n")
+    with pytest.raises(ConfigError, match="task"):
+        merge_config(path, {}, task="mlm")
+
+
+def test_defaults_are_documented_values():
+    config = TrainConfig()
+    assert config.resolved_output_dir().as_posix() == "runs/mlm"
+    assert config.resolved_warmup_steps() == config.max_steps // 10

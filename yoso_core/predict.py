@@ -1,0 +1,191 @@
+"""Run a saved model over input lines: ``predict(model_dir, lines, ...)`` streams output dicts.
+
+The task comes from the model directory's config (``task``, else its architecture). Lines are
+read lazily and answered in batches of ``batch_size`` records, in input order, with ``"id"``
+copied (see ``yoso_core.data.decode`` for each task's output). Blank lines are skipped. A malformed
+line raises ``DataError`` naming its 1-based line number, after the answers of every earlier line
+were yielded; with ``skip_invalid`` it is reported through ``on_error`` instead and skipped.
+Sampled hash functions are drawn from a fixed seed, so the same input always gives the same output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class PredictError(ValueError):
+    """A model directory that cannot serve predictions, or a bad option; the message says why."""
+
+
+@dataclass
+class Predictor:
+    """A loaded model with what it needs to answer records."""
+
+    task: str
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    max_length: int
+    id2label: dict[int, str] | None
+
+
+def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
+    """Load the model, tokenizer and task of a saved model directory."""
+    from .data import load_tokenizer
+    from .modeling import TASK_MODELS
+    from .training.build import has_tokenizer, load_model_config, quiet_transformers, task_of
+    from .training.distributed import pick_device
+
+    quiet_transformers()
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise PredictError(
+            f"--model {str(path)!r} is not a model directory (no config.json); give OUTPUT_DIR/final"
+        )
+    try:
+        config = load_model_config(path)
+    except ValueError as exc:
+        raise PredictError(str(exc)) from None
+    task = task_of(config)
+    if task not in TASK_MODELS:
+        raise PredictError(
+            f"--model {str(path)!r} does not say which task it serves (no `task` or known `architectures` in "
+            "config.json); fine-tune it with `yoso finetune` first"
+        )
+    if not has_tokenizer(path):
+        raise PredictError(
+            f"--model {str(path)!r} holds no tokenizer files; save the tokenizer beside the model"
+        )
+    if device not in ("auto", "cpu", "cuda"):
+        raise PredictError(f"--device must be one of auto, cpu, cuda, got {device!r}")
+    try:
+        target = pick_device(device)
+    except ValueError as exc:
+        raise PredictError(str(exc)) from None
+    model = TASK_MODELS[task].from_pretrained(str(path)).to(target).eval()
+    tokenizer = load_tokenizer(str(path), max_length=config.max_position_embeddings)
+    id2label = {int(k): v for k, v in config.id2label.items()} if task in _LABELLED else None
+    return Predictor(task, model, tokenizer, target, config.max_position_embeddings, id2label)
+
+
+_LABELLED = ("classification", "token-classification")
+_MODEL_INPUTS = ("input_ids", "attention_mask")
+
+
+def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Model inputs of ``features``, right-padded to the longest (pad id, attention_mask 0).
+
+    Handles ``(seq,)`` features and multiple-choice ``(choices, seq)`` features alike.
+    """
+    rows = [f["input_ids"] for f in features]
+    nested = bool(rows) and isinstance(rows[0][0], list)
+    if nested:  # multiple choice: [batch][choices][seq] -> pad choices and seq
+        width = max(len(seq) for r in rows for seq in r)
+        choices = max(len(r) for r in rows)
+        ids = torch.full((len(rows), choices, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), choices, width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            for j, seq in enumerate(r):
+                ids[i, j, : len(seq)] = torch.tensor(seq)
+                mask[i, j, : len(seq)] = 1
+    else:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _feature_outputs(task: str, features: list[dict], out: Any) -> list[dict]:
+    """Split a batch of model outputs into one dict of numpy arrays per feature, padding trimmed."""
+    result = []
+    for i, feature in enumerate(features):
+        n = len(feature["input_ids"]) if task != "multiple-choice" else None
+        if task == "qa":
+            result.append(
+                {
+                    "start_logits": out.start_logits[i, :n].float().cpu().numpy(),
+                    "end_logits": out.end_logits[i, :n].float().cpu().numpy(),
+                }
+            )
+        elif task == "multiple-choice":
+            result.append({"logits": out.logits[i, : len(feature["input_ids"])].float().cpu().numpy()})
+        elif task in ("mlm", "token-classification"):
+            result.append({"logits": out.logits[i, :n].float().cpu().numpy()})
+        else:
+            result.append({"logits": out.logits[i].float().cpu().numpy()})
+    return result
+
+
+@torch.no_grad()
+def answer(predictor: Predictor, records: list[dict], batch_size: int) -> list[dict]:
+    """Output dicts for ``records`` (in order): encode, run in batches of features, decode."""
+    from .data import decode, encode
+
+    if not records:
+        return []
+    features = encode(predictor.task, records, predictor.tokenizer, seq_len=predictor.max_length)
+    outputs: list[dict] = []
+    pad_id = predictor.tokenizer.pad_token_id
+    for start in range(0, len(features), batch_size):
+        chunk = features[start : start + batch_size]
+        inputs = {k: v.to(predictor.device) for k, v in pad_inputs(chunk, pad_id).items()}
+        outputs += _feature_outputs(predictor.task, chunk, predictor.model(**inputs))
+    return decode(
+        predictor.task, records, features, outputs, predictor.tokenizer, id2label=predictor.id2label
+    )
+
+
+def _stderr_error(error: dict) -> None:
+    print(json.dumps(error), file=sys.stderr, flush=True)
+
+
+def predict(
+    model_dir: str | Path | Predictor,
+    lines: Iterable[str],
+    batch_size: int = 16,
+    skip_invalid: bool = False,
+    *,
+    on_error: Callable[[dict], None] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> Iterator[dict]:
+    """Output dicts for the input ``lines`` (see the module docstring), streamed batch by batch.
+
+    ``on_error`` receives ``{"line", "error"}`` for each skipped line (default: one JSON line on stderr).
+    """
+    from .data import DataError, parse_predict_line
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    predictor = model_dir if isinstance(model_dir, Predictor) else load_predictor(model_dir, device=device)
+    report = on_error or _stderr_error
+    devices = [predictor.device] if predictor.device.type == "cuda" else []
+    pending: list[dict] = []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = parse_predict_line(predictor.task, line.rstrip("\r\n"), number)
+            except DataError as exc:
+                if not skip_invalid:
+                    yield from answer(predictor, pending, batch_size)
+                    raise
+                report({"line": number, "error": str(exc)})
+                continue
+            pending.append(record)
+            if len(pending) == batch_size:
+                yield from answer(predictor, pending, batch_size)
+                pending = []
+        yield from answer(predictor, pending, batch_size)

@@ -1,0 +1,173 @@
+"""Training checkpoints: written whole or not at all, found again by ``--resume DIR|auto``.
+
+A checkpoint ``OUTPUT_DIR/checkpoints/step-N/`` holds
+
+    model.safetensors    weights (tied tensors stored once)
+    config.json          the model config, so the directory also loads with ``from_pretrained``
+    optimizer.pt         AdamW state          scheduler.pt   learning-rate schedule state
+    rng.pt               per process: RNG states (python, numpy, torch CPU, every CUDA device)
+                         and the loss sums not yet logged
+    trainer_state.json   step, data position (micro-batches consumed), world size, seed
+
+It is written into ``checkpoints/.tmp-step-N-PID`` and renamed into place, so a process killed
+while saving leaves only a temporary directory, which ``latest_checkpoint`` ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+STATE_FILE = "trainer_state.json"
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The RNG states of python, numpy (when installed), torch and every CUDA device."""
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    try:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        state["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached)
+    except ImportError:
+        pass
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Restore states captured by ``capture_rng_state``."""
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_root(output_dir: str | os.PathLike) -> Path:
+    """``OUTPUT_DIR/checkpoints``."""
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are not listed)."""
+    root = checkpoint_root(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        if match and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint, or None."""
+    checkpoints = list_checkpoints(output_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def save_checkpoint(
+    output_dir: str | os.PathLike,
+    step: int,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    rng_states: list[dict[str, Any]],
+    state: dict[str, Any],
+    write_extra: Callable[[Path], None] | None = None,
+    keep: int | None = None,
+) -> Path:
+    """Write ``checkpoints/step-{step}`` atomically and return it; keep only the newest ``keep``.
+
+    ``rng_states`` has one entry per process (index = rank), e.g. ``{"rng": capture_rng_state(), ...}``;
+    ``write_extra(tmp_dir)`` adds files (tokenizer, config.yaml) before the rename.
+    """
+    root = checkpoint_root(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step}"
+    tmp = root / f".tmp-step-{step}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_model(model, str(tmp / "model.safetensors"))
+    if hasattr(model, "config"):
+        model.config.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(rng_states, tmp / "rng.pt")
+    if write_extra is not None:
+        write_extra(tmp)
+    (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=2))
+    for path in tmp.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    if final.exists():  # a rerun from an older checkpoint overwrites a later one
+        old = root / f".old-step-{step}-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+    if keep is not None:
+        for path in list_checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(path)
+    return final
+
+
+def read_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``trainer_state.json`` of a checkpoint."""
+    return json.loads((Path(path) / STATE_FILE).read_text())
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    map_location: str | torch.device = "cpu",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Load weights, optimiser and scheduler state in place; return (trainer state, per-rank RNG states)."""
+    path = Path(path)
+    missing, unexpected = load_model(
+        model, str(path / "model.safetensors"), strict=False, device=str(map_location)
+    )
+    if unexpected or any(not _is_tied(model, name) for name in missing):
+        raise ValueError(
+            f"checkpoint {path} does not fit the model: missing {missing}, unexpected {unexpected}"
+        )
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    rng_states = torch.load(path / "rng.pt", weights_only=True)
+    return read_state(path), rng_states
+
+
+def _is_tied(model: nn.Module, name: str) -> bool:
+    """Whether parameter ``name`` shares storage with another parameter (stored once on disk)."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    target = params.get(name)
+    return target is not None and any(
+        other is not name and p.data_ptr() == target.data_ptr()
+        for other, p in params.items()
+        if other != name
+    )

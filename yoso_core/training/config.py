@@ -1,0 +1,270 @@
+"""TrainConfig: every option of `yoso pretrain` / `yoso finetune`, and how they are merged.
+
+Configuration flows one way: dataclass defaults, then a YAML ``--config`` file, then the command
+line (options left out on the command line are ``None`` and change nothing). The merged result is
+validated once, with messages that name the flag, and saved as ``OUTPUT_DIR/config.yaml`` so a run
+can be repeated with ``--config OUTPUT_DIR/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+from ..sizes import MODEL_SIZES
+
+TASKS = ("mlm", "classification", "token-classification", "qa", "multiple-choice")
+FINETUNE_TASKS = TASKS[1:]
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A bad option value or configuration file; the message names the option and the fix."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training option, with its default; field names equal the long flags with ``_`` for ``-``."""
+
+    task: str = "mlm"
+    # Model: a size name (tiny|small|base, trained from scratch) or a transformers-format directory.
+    model: str = "small"
+    # Data: local files, a hub dataset, or (neither) the task's built-in generated set.
+    train_file: str | None = None
+    validation_file: str | None = None
+    dataset: str | None = None
+    dataset_config: str | None = None
+    num_train: int | None = None
+    num_validation: int | None = None
+    # Tokenizer: a directory or hub name; None trains a byte-level BPE on the training text
+    # (from scratch) or reuses the model directory's tokenizer (fine-tuning).
+    tokenizer: str | None = None
+    vocab_size: int = 8000
+    seq_len: int = 512
+    stride: int | None = None  # QA window overlap in tokens; None = seq_len // 4
+    mlm_probability: float = 0.15
+    # Output and length of the run.
+    output_dir: str | None = None  # None = runs/<task>
+    max_steps: int = 1000
+    batch_size: int = 8  # per process; the global batch is batch_size * processes * accumulation
+    eval_batch_size: int | None = None  # None = batch_size
+    gradient_accumulation_steps: int = 1
+    # Optimiser: AdamW, linear warm-up then linear decay to zero at max_steps.
+    learning_rate: float = 1e-4
+    warmup_steps: int | None = None  # None = 10% of max_steps
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    # Evaluation, logging and checkpoints (0 = only at the end).
+    eval_every: int = 200
+    save_every: int = 500
+    log_every: int = 10
+    keep_checkpoints: int | None = None  # None keeps every checkpoint
+    seed: int = 0
+    precision: str = "fp32"
+    device: str = "auto"
+    resume: str | None = None  # a checkpoint directory, or "auto" for the newest complete one
+    # Model fields (from scratch; on a directory they override its config).
+    dropout: float | None = None  # hidden and attention dropout; None = the model's own
+    use_expectation: bool | None = None  # True = YOSO-E, False = sampled; None = the model's own
+    num_hash: int | None = None
+    hash_code_len: int | None = None
+    conv_window: int | None = None
+
+    def resolved_output_dir(self) -> Path:
+        """The output directory (``runs/<task>`` when none was given)."""
+        return Path(self.output_dir if self.output_dir is not None else os.path.join("runs", self.task))
+
+    def resolved_warmup_steps(self) -> int:
+        """Warm-up steps (10% of ``max_steps`` unless given)."""
+        return self.warmup_steps if self.warmup_steps is not None else self.max_steps // 10
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (what ``config.yaml`` holds)."""
+        return dataclasses.asdict(self)
+
+
+def _fields() -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a field: ``max_steps`` -> ``--max-steps``."""
+    return "--" + name.replace("_", "-")
+
+
+def _check_type(name: str, value: Any, hint: Any, source: str) -> Any:
+    """Return ``value`` converted to the field's type, or raise ConfigError naming the key."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: `{name}` must not be empty (null)")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif base is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise ConfigError(f"{source}: `{name}` must be {base.__name__}, got {value!r}")
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The options of a YAML config file; keys may use ``-`` or ``_``; unknown keys are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping of option: value, got {type(data).__name__}")
+    fields = _fields()
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in fields:
+            raise ConfigError(
+                f"--config: unknown key {key!r} in {path}; valid keys are: {', '.join(sorted(fields))}"
+            )
+        out[name] = _check_type(name, value, fields[name], str(path))
+    return out
+
+
+def merge_config(
+    yaml_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None, **fixed: Any
+) -> TrainConfig:
+    """Defaults, then the YAML file, then ``overrides`` (None values ignored), then ``fixed``; validated."""
+    fields = _fields()
+    values: dict[str, Any] = {}
+    if yaml_path is not None:
+        values.update(read_yaml(yaml_path))
+    for name, value in (overrides or {}).items():
+        if name not in fields:
+            raise ConfigError(f"unknown option {flag(name)}")
+        if value is not None:
+            values[name] = _check_type(name, value, fields[name], flag(name))
+    for name, value in fixed.items():
+        if name in values and values[name] != value:
+            raise ConfigError(
+                f"`{name}: {values[name]}` cannot be used here (this command needs {name} {value})"
+            )
+        values[name] = value
+    config = TrainConfig(**values)
+    validate(config)
+    return config
+
+
+def _positive(config: TrainConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag(name)} must be a positive integer, got {value}")
+
+
+def _non_negative(config: TrainConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"{flag(name)} must be >= 0, got {value}")
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise ConfigError naming the flag for any invalid option (nothing heavy: no data, no model)."""
+    if config.task not in TASKS:
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {config.task!r}")
+    if config.model not in MODEL_SIZES and not (Path(config.model) / "config.json").is_file():
+        raise ConfigError(
+            f"--model {config.model!r} is neither a model size ({', '.join(MODEL_SIZES)}) nor a directory "
+            "holding a config.json; give a size to train from scratch or a saved model directory"
+        )
+    _positive(
+        config,
+        "seq_len",
+        "max_steps",
+        "batch_size",
+        "eval_batch_size",
+        "gradient_accumulation_steps",
+        "vocab_size",
+        "num_train",
+        "num_validation",
+        "log_every",
+        "keep_checkpoints",
+        "stride",
+    )
+    _non_negative(config, "warmup_steps", "eval_every", "save_every", "seed", "weight_decay", "max_grad_norm")
+    if config.seq_len < 8:
+        raise ConfigError(f"--seq-len must be at least 8 tokens, got {config.seq_len}")
+    if not config.learning_rate > 0:
+        raise ConfigError(f"--learning-rate must be > 0, got {config.learning_rate}")
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    if config.device not in DEVICES:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
+    if not 0.0 < config.mlm_probability < 1.0:
+        raise ConfigError(f"--mlm-probability must be in (0, 1), got {config.mlm_probability}")
+    if config.dropout is not None and not 0.0 <= config.dropout < 1.0:
+        raise ConfigError(f"--dropout must be in [0, 1), got {config.dropout}")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0.0 <= getattr(config, name) < 1.0:
+            raise ConfigError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
+    if config.num_hash is not None and not MIN_NUM_HASH <= config.num_hash <= MAX_NUM_HASH:
+        raise ConfigError(f"--num-hash must be in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {config.num_hash}")
+    if (
+        config.hash_code_len is not None
+        and not MIN_HASH_CODE_LEN <= config.hash_code_len <= MAX_HASH_CODE_LEN
+    ):
+        raise ConfigError(
+            f"--hash-code-len must be in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
+            f"got {config.hash_code_len}"
+        )
+    if config.conv_window is not None and (config.conv_window < 1 or config.conv_window % 2 == 0):
+        raise ConfigError(
+            f"--conv-window must be an odd positive integer (1, 3, 5, ...), got {config.conv_window}"
+        )
+    for name in ("train_file", "validation_file"):
+        path = getattr(config, name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{flag(name)}: file {path!r} does not exist")
+    if config.dataset is not None and config.train_file is not None:
+        raise ConfigError("--dataset and --train-file exclude each other; give one source of training data")
+    if config.dataset_config is not None and config.dataset is None:
+        raise ConfigError("--dataset-config needs --dataset")
+    if config.resume is not None and config.resume != "auto":
+        if not (Path(config.resume) / "trainer_state.json").is_file():
+            raise ConfigError(
+                f"--resume {config.resume!r} is not a checkpoint directory (no trainer_state.json); give "
+                "OUTPUT_DIR/checkpoints/step-N or 'auto'"
+            )
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the effective configuration as YAML, atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    os.replace(tmp, path)

@@ -1,0 +1,389 @@
+"""``train(config)``: the whole training run behind `yoso pretrain` and `yoso finetune`.
+
+Steps: data -> labels -> tokenizer -> features -> model -> AdamW + schedule -> (resume) -> loop of
+optimiser steps, each ``gradient_accumulation_steps`` micro-batches, clipped, in fp32 or bf16
+autocast -> evaluation every ``eval_every`` steps and at the end -> checkpoints every
+``save_every`` steps and at the end -> ``OUTPUT_DIR/final`` (weights, config with task and labels,
+tokenizer), loadable with ``from_pretrained`` here and in transformers.
+
+Reproducibility across a kill and ``--resume``: the data order is a function of (seed, position),
+MLM masks of (seed, micro-batch, rank), and the torch/python/numpy/CUDA RNG states (dropout and the
+sampled hash functions) are saved in each checkpoint and restored, so the resumed run continues
+with the same numbers the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from . import distributed
+from .build import (
+    build_model,
+    check_tokenizer,
+    from_scratch,
+    model_max_length,
+    prepare_tokenizer,
+    quiet_transformers,
+    resolve_labels,
+)
+from .config import ConfigError, TrainConfig, save_config
+from .evaluate import autocast, evaluate
+from .optim import build_optimizer, build_scheduler
+from .reporting import MetricsLog, Progress, format_metrics
+from .schedule import BatchSchedule
+
+RUN_TOKENIZER_DIR = "tokenizer"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    output_dir: str
+    final_dir: str
+    steps: int
+    metrics: dict[str, float] = field(default_factory=dict)  # the last evaluation
+    train_loss: float | None = None  # mean loss of the last logged steps
+    resumed_from: str | None = None
+    is_main: bool = True
+    model: Any = field(default=None, repr=False, compare=False)  # the trained model (this process's copy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (without the model)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("is_main", "model")}
+        data["metrics"] = {k: _finite_or_none(v) for k, v in self.metrics.items()}
+        data["train_loss"] = _finite_or_none(self.train_loss)
+        return data
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN and infinities become None, so the result is strict JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@dataclass
+class _LogWindow:
+    """Running sums of the training steps since the last logged step."""
+
+    loss: float = 0.0
+    steps: int = 0
+    tokens: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+
+
+def _resume_path(config: TrainConfig, output_dir: Path) -> Path | None:
+    if config.resume is None:
+        if ckpt.list_checkpoints(output_dir):
+            raise ConfigError(
+                f"--output-dir {str(output_dir)!r} already holds checkpoints; pass --resume auto to continue "
+                "that run, or choose a new --output-dir"
+            )
+        return None
+    if config.resume == "auto":
+        return ckpt.latest_checkpoint(output_dir)
+    return Path(config.resume)
+
+
+def _tokenizer(
+    config: TrainConfig,
+    records: list[dict],
+    resume: Path | None,
+    output_dir: Path,
+    info: distributed.DistInfo,
+):
+    """The run's tokenizer; one trained from scratch is built once (rank 0), saved and loaded by all."""
+    from ..data import load_tokenizer
+    from .build import has_tokenizer
+
+    max_length = model_max_length(config)
+    if resume is not None and has_tokenizer(resume):
+        return load_tokenizer(str(resume), max_length=max_length)
+    if not (from_scratch(config) and config.tokenizer is None):
+        return prepare_tokenizer(config, records)
+    path = output_dir / RUN_TOKENIZER_DIR
+    if info.is_main:
+        tokenizer = prepare_tokenizer(config, records)
+        tmp = output_dir / f".tmp-tokenizer-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    distributed.barrier(info)
+    return load_tokenizer(str(path), max_length=max_length)
+
+
+def _save_final(model, tokenizer, output_dir: Path) -> Path:
+    """Write ``OUTPUT_DIR/final`` atomically (weights, config, tokenizer)."""
+    final = output_dir / "final"
+    tmp = output_dir / f".tmp-final-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    if final.exists():
+        old = output_dir / f".old-final-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+    return final
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train as ``config`` says (one process, or one rank under torchrun) and return the result."""
+    quiet_transformers()
+    info = distributed.setup(config.device)
+    ok = False
+    try:
+        result = _train(config, info)
+        ok = True
+        return result
+    finally:
+        if ok:
+            distributed.teardown(info)
+        elif info.distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
+    from ..data import collate, encode, load_task_data
+
+    output_dir = config.resolved_output_dir()
+    resume = _resume_path(config, output_dir)
+    seed_everything(config.seed)
+    data = load_task_data(
+        config.task,
+        train_file=config.train_file,
+        validation_file=config.validation_file,
+        dataset=config.dataset,
+        dataset_config=config.dataset_config,
+        seed=config.seed,
+        seq_len=config.seq_len,
+        num_train=config.num_train,
+        num_validation=config.num_validation,
+    )
+    train_records, val_records = list(data["train"]), list(data.get("validation") or [])
+    labels = resolve_labels(config, train_records + val_records)
+    label2id = {name: i for i, name in enumerate(labels)} if labels is not None else None
+    if info.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "config.yaml")
+    distributed.barrier(info)
+    tokenizer = _tokenizer(config, train_records, resume, output_dir, info)
+    check_tokenizer(config, tokenizer)
+    encode_args = dict(seq_len=config.seq_len, label2id=label2id)
+    if config.task == "qa" and config.stride is not None:
+        encode_args["stride"] = config.stride
+    train_features = encode(config.task, train_records, tokenizer, **encode_args)
+    val_features = encode(config.task, val_records, tokenizer, **encode_args) if val_records else []
+    if not train_features:
+        raise ConfigError("the training data yields no features; check --train-file and --seq-len")
+
+    seed_everything(config.seed)
+    model = build_model(config, tokenizer, labels).to(info.device)
+    model.train()
+    optimizer = build_optimizer(
+        model,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_epsilon,
+    )
+    scheduler = build_scheduler(
+        optimizer, warmup_steps=config.resolved_warmup_steps(), total_steps=config.max_steps
+    )
+
+    step = 0
+    resumed_window = (0.0, 0)  # (loss sum, steps) of the training steps not yet logged
+    if resume is not None:
+        state, rng_states = ckpt.load_checkpoint(
+            resume, model=model, optimizer=optimizer, scheduler=scheduler, map_location=info.device
+        )
+        written = (state.get("world_size"), state.get("batch_size"), state.get("gradient_accumulation_steps"))
+        if written != (info.world_size, config.batch_size, config.gradient_accumulation_steps):
+            raise ConfigError(
+                f"--resume {resume}: the checkpoint was written by {written[0]} process(es) with "
+                f"--batch-size {written[1]} and --gradient-accumulation-steps {written[2]}; resume with the "
+                "same values"
+            )
+        step = int(state["step"])
+        if step > config.max_steps:
+            raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
+        process_state = rng_states[info.rank]
+        ckpt.restore_rng_state(process_state["rng"])
+        resumed_window = process_state["log_window"]
+
+    metrics_log = (
+        MetricsLog(output_dir / "metrics.jsonl", resume_step=step if resume else None)
+        if info.is_main
+        else None
+    )
+    ddp_model = distributed.wrap_model(model, info)
+    schedule = BatchSchedule(
+        len(train_features), config.batch_size, seed=config.seed, rank=info.rank, world_size=info.world_size
+    )
+    mask_generator = torch.Generator()
+    collate_fn = collate(
+        config.task, tokenizer, mlm_probability=config.mlm_probability, generator=mask_generator
+    )
+    accumulation = config.gradient_accumulation_steps
+    eval_batch_size = config.eval_batch_size or config.batch_size
+    progress = Progress(config.max_steps, step, enabled=info.is_main, description=config.task)
+    if info.is_main and resume is not None:
+        progress.log(f"resumed from {resume} at step {step}")
+
+    def run_eval(log: bool = True) -> dict[str, float]:
+        values: dict[str, float] = {}
+        if info.is_main and val_features:
+            values = evaluate(
+                model,
+                config.task,
+                val_records,
+                val_features,
+                tokenizer,
+                batch_size=eval_batch_size,
+                device=info.device,
+                seed=config.seed,
+                precision=config.precision,
+                mlm_probability=config.mlm_probability,
+            )
+            if log:
+                metrics_log.write({"step": step, "split": "validation", **values})
+            progress.log(f"step {step} validation  {format_metrics(values)}")
+        distributed.barrier(info)
+        return values
+
+    def run_save() -> None:
+        # Per process: RNG states and the unlogged loss window, so logged losses survive a resume too.
+        rng_states = distributed.gather_objects(
+            info, {"rng": ckpt.capture_rng_state(), "log_window": (window.loss, window.steps)}
+        )
+        if info.is_main:
+            state = {
+                "micro_batches": step * accumulation,
+                "world_size": info.world_size,
+                "batch_size": config.batch_size,
+                "gradient_accumulation_steps": accumulation,
+                "seed": config.seed,
+                "task": config.task,
+                "epoch": schedule.epoch(step * accumulation),
+            }
+
+            def extra(tmp: Path) -> None:
+                tokenizer.save_pretrained(str(tmp))
+                save_config(config, tmp / "run_config.yaml")
+
+            path = ckpt.save_checkpoint(
+                output_dir,
+                step,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                rng_states=rng_states,
+                state=state,
+                write_extra=extra,
+                keep=config.keep_checkpoints,
+            )
+            progress.log(f"step {step} checkpoint {path}")
+        distributed.barrier(info)
+
+    last_eval: dict[str, float] | None = None
+    train_loss: float | None = None
+    window = _LogWindow(*resumed_window)
+    try:
+        while step < config.max_steps:
+            step_loss = 0.0
+            for micro in range(accumulation):
+                position = step * accumulation + micro
+                mask_generator.manual_seed((config.seed * 1_000_003 + position) * 1_009 + info.rank)
+                batch = collate_fn([train_features[i] for i in schedule.indices(position)])
+                batch = {k: v.to(info.device) for k, v in batch.items()}
+                window.tokens += (
+                    int(batch["attention_mask"].sum())
+                    if "attention_mask" in batch
+                    else batch["input_ids"].numel()
+                )
+                sync = info.distributed and micro < accumulation - 1
+                with ddp_model.no_sync() if sync else contextlib.nullcontext():
+                    with autocast(info.device, config.precision):
+                        loss = ddp_model(**batch).loss / accumulation
+                    loss.backward()
+                step_loss += float(loss.detach())
+            # Every process must stop together, or the others would wait for it forever.
+            if not math.isfinite(distributed.sum_across(info, step_loss)):
+                raise FloatingPointError(
+                    f"the training loss became {step_loss} at step {step + 1}; lower --learning-rate or use "
+                    "--precision fp32"
+                )
+            if config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window.loss += step_loss
+            window.steps += 1
+            progress.advance(step)
+            if step % config.log_every == 0 or step == config.max_steps:
+                loss_value = distributed.mean_across(info, window.loss / window.steps)
+                tokens = distributed.sum_across(info, window.tokens)
+                elapsed = max(time.perf_counter() - window.start, 1e-9)
+                lr = scheduler.get_last_lr()[0]
+                train_loss = loss_value
+                if info.is_main:
+                    metrics_log.write(
+                        {
+                            "step": step,
+                            "split": "train",
+                            "loss": loss_value,
+                            "learning_rate": lr,
+                            "tokens_per_second": tokens / elapsed,
+                            "epoch": schedule.epoch(step * accumulation),
+                        }
+                    )
+                    progress.update(step, loss_value, lr, tokens / elapsed)
+                window = _LogWindow()
+            if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
+                last_eval = run_eval()
+            if (config.save_every and step % config.save_every == 0) or step == config.max_steps:
+                run_save()
+        if last_eval is None:  # resumed at the last step: report (not log again) the final metrics
+            last_eval = run_eval(log=False)
+        final = output_dir / "final"
+        if info.is_main:
+            final = _save_final(model, tokenizer, output_dir)
+            progress.log(f"final model {final}")
+        distributed.barrier(info)
+    finally:
+        progress.close()
+    return TrainResult(
+        output_dir=str(output_dir),
+        final_dir=str(final),
+        steps=step,
+        metrics=last_eval or {},
+        train_loss=train_loss,
+        resumed_from=str(resume) if resume else None,
+        model=model,
+        is_main=info.is_main,
+    )
