@@ -344,6 +344,7 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
     import torch
 
     from .attention import hashing, ops, sampled
+    from .attention.kernels import compiled_backend
 
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -360,12 +361,16 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
     value = torch.randn(bh, n_k, d, generator=gen)
     q_weight = torch.randn(bh, n_q, 24, generator=gen)
     k_weight = torch.randn(bh, n_k, 24, generator=gen)
+    query = torch.randn(bh, n_q, d, generator=gen)
+    grad = torch.randn(bh, n_q, d, generator=gen)
+    backward_args = (q_codes, k_codes, q_mask, k_mask, query, x[:, :n_k], value, grad)
     expected = {
         "fast_hash": hashing.fast_hash(x, diagonals, num_hash, tau),
         "lsh_cumulation": sampled.lsh_cumulation(q_codes, k_codes, q_mask, k_mask, value, tau),
         "lsh_weighted_cumulation": sampled.lsh_weighted_cumulation(
             q_codes, k_codes, q_mask, k_mask, q_weight, k_weight, value, tau
         ),
+        "lsh_backward": torch.cat(sampled.lsh_backward(*backward_args, tau), dim=1),
     }
     for device in devices:
         usable, _ = ops.load(device)
@@ -383,6 +388,9 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
             ),
             "lsh_weighted_cumulation": ops.lsh_weighted_cumulation(
                 on(q_codes), on(k_codes), on(q_mask), on(k_mask), on(q_weight), on(k_weight), on(value), tau
+            ),
+            "lsh_backward": torch.cat(
+                compiled_backend(device)[0].lsh_backward(*(on(t) for t in backward_args), tau), dim=1
             ),
         }
         for op, want in expected.items():

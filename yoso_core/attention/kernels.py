@@ -1,9 +1,10 @@
 """Backends of sampled YOSO: the pure-PyTorch reference and the compiled extension.
 
-A backend bundles the three operators (``fast_hash``, ``lsh_cumulation``,
-``lsh_weighted_cumulation``) behind the reference signatures. ``resolve_backend`` picks one for a
-device: ``"auto"`` takes the compiled kernel when it is built and loads, else the reference with
-one warning; an explicit compiled backend that cannot run raises with every reason.
+A backend bundles the operators (``fast_hash``, ``lsh_cumulation``, ``lsh_weighted_cumulation``
+and ``lsh_backward``, the three gradients at once) behind the reference signatures.
+``resolve_backend`` picks one for a device: ``"auto"`` takes the compiled kernel when it is built
+and loads, else the reference with one warning; an explicit compiled backend that cannot run
+raises with every reason.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -28,9 +30,16 @@ class Backend:
     fast_hash: Callable[..., torch.Tensor]
     lsh_cumulation: Callable[..., torch.Tensor]
     lsh_weighted_cumulation: Callable[..., torch.Tensor]
+    lsh_backward: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
-REFERENCE = Backend("reference", hashing.fast_hash, sampled.lsh_cumulation, sampled.lsh_weighted_cumulation)
+REFERENCE = Backend(
+    "reference",
+    hashing.fast_hash,
+    sampled.lsh_cumulation,
+    sampled.lsh_weighted_cumulation,
+    sampled.lsh_backward,
+)
 
 _warned_fallback = False
 
@@ -51,7 +60,15 @@ def compiled_backend(device_type: str) -> tuple[Backend | None, str]:
     usable, why = ops.load(device_type)
     if not usable:
         return None, why
-    return Backend(device_type, ops.fast_hash, ops.lsh_cumulation, ops.lsh_weighted_cumulation), ""
+    if device_type == "cpu":
+        backward = ops.lsh_backward
+    else:  # no fused backward kernel for CUDA: compose it from the CUDA cumulations
+        backward = partial(
+            sampled.lsh_backward,
+            cumulation=ops.lsh_cumulation,
+            weighted_cumulation=ops.lsh_weighted_cumulation,
+        )
+    return Backend(device_type, ops.fast_hash, ops.lsh_cumulation, ops.lsh_weighted_cumulation, backward), ""
 
 
 def resolve_backend(name: str, device: torch.device) -> Backend:

@@ -5,6 +5,8 @@
         -> float32 (bh, n_q, d)
     lsh_weighted_cumulation(query_codes, key_codes, query_mask, key_mask, query_weight, key_weight,
                             value, hash_code_len) -> float32 (bh, n_q, d)
+    lsh_backward(query_codes, key_codes, query_mask, key_mask, query, key, value, grad, hash_code_len)
+        -> float32 grad_query (bh, n_q, d), grad_key (bh, n_k, d), grad_value (bh, n_k, dv); CPU only
 
 Same semantics as the reference functions in ``hashing`` and ``sampled``. The libraries are built by
 ``yoso build-kernels`` (``yoso_core.kernels_build``); loading them never raises: ``load`` returns
@@ -40,6 +42,17 @@ def _register_fakes() -> None:
         query_codes, key_codes, query_mask, key_mask, query_weight, key_weight, value, hash_code_len
     ):
         return value.new_empty((value.shape[0], query_codes.shape[1], value.shape[2]), dtype=torch.float32)
+
+    @torch.library.register_fake("yoso::lsh_backward")
+    def _lsh_backward_fake(
+        query_codes, key_codes, query_mask, key_mask, query, key, value, grad, hash_code_len
+    ):
+        bh, n_q, n_k = query_codes.shape[0], query_codes.shape[1], key_codes.shape[1]
+        return (
+            query.new_empty((bh, n_q, query.shape[2]), dtype=torch.float32),
+            key.new_empty((bh, n_k, query.shape[2]), dtype=torch.float32),
+            value.new_empty((bh, n_k, value.shape[2]), dtype=torch.float32),
+        )
 
     _fakes_registered = True
 
@@ -127,4 +140,21 @@ def lsh_weighted_cumulation(
     """Compiled weighted LSH cumulation; see ``sampled.lsh_weighted_cumulation``."""
     return torch.ops.yoso.lsh_weighted_cumulation(
         query_codes, key_codes, query_mask, key_mask, query_weight, key_weight, value, hash_code_len
+    )
+
+
+def lsh_backward(
+    query_codes: torch.Tensor,
+    key_codes: torch.Tensor,
+    query_mask: torch.Tensor,
+    key_mask: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    grad: torch.Tensor,
+    hash_code_len: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Compiled LSH backward, all three gradients in one pass; see ``sampled.lsh_backward``."""
+    return torch.ops.yoso.lsh_backward(
+        query_codes, key_codes, query_mask, key_mask, query, key, value, grad, hash_code_len
     )

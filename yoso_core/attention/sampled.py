@@ -102,10 +102,54 @@ def lsh_weighted_cumulation(
     return out * (query_mask.to(acc)[:, :, None] / num_hash)
 
 
+def lsh_backward(
+    query_codes: torch.Tensor,
+    key_codes: torch.Tensor,
+    query_mask: torch.Tensor,
+    key_mask: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    grad: torch.Tensor,
+    hash_code_len: int,
+    *,
+    cumulation=lsh_cumulation,
+    weighted_cumulation=lsh_weighted_cumulation,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The LSH backward ``(grad_query, grad_key, grad_value)`` from one cumulation and two weighted ones.
+
+    The formulas are in the module docstring. ``cumulation`` and ``weighted_cumulation`` default to
+    the reference functions; a backend without a fused backward passes its own.
+    """
+    tau = hash_code_len
+    grad_value = cumulation(key_codes, query_codes, key_mask, query_mask, grad, tau)
+    grad_query = weighted_cumulation(
+        query_codes,
+        key_codes,
+        query_mask,
+        key_mask,
+        grad,
+        value,
+        key.to(_accumulation_dtype(key)) * (tau / 2),
+        tau,
+    )
+    grad_key = weighted_cumulation(
+        key_codes,
+        query_codes,
+        key_mask,
+        query_mask,
+        value,
+        grad,
+        query.to(_accumulation_dtype(query)) * (tau / 2),
+        tau,
+    )
+    return grad_query, grad_key, grad_value
+
+
 class LshCumulation(torch.autograd.Function):
     """Sampled YOSO forward with the LSH or surrogate backward, over one backend's operators.
 
-    ``ops`` provides ``lsh_cumulation`` and ``lsh_weighted_cumulation`` with the reference signatures.
+    ``ops`` provides ``lsh_cumulation`` and ``lsh_backward`` with the reference signatures.
     """
 
     @staticmethod
@@ -123,26 +167,8 @@ class LshCumulation(torch.autograd.Function):
         tau, ops = ctx.hash_code_len, ctx.ops
         grad = grad.contiguous()
         if ctx.lsh_backward:
-            grad_value = ops.lsh_cumulation(key_codes, query_codes, key_mask, query_mask, grad, tau)
-            grad_query = ops.lsh_weighted_cumulation(
-                query_codes,
-                key_codes,
-                query_mask,
-                key_mask,
-                grad,
-                value,
-                key.to(_accumulation_dtype(key)) * (tau / 2),
-                tau,
-            )
-            grad_key = ops.lsh_weighted_cumulation(
-                key_codes,
-                query_codes,
-                key_mask,
-                query_mask,
-                value,
-                grad,
-                query.to(_accumulation_dtype(query)) * (tau / 2),
-                tau,
+            grad_query, grad_key, grad_value = ops.lsh_backward(
+                query_codes, key_codes, query_mask, key_mask, query, key, value, grad, tau
             )
         else:
             weights = expectation_weights(query, key, query_mask, key_mask, tau)

@@ -8,8 +8,69 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <vector>
+
+#include "checks.h"
 
 namespace yoso {
+
+// The unmasked keys and queries of one hash, grouped by bucket (a counting sort): bucket s holds
+// keys key_list[key_start[s] .. key_start[s+1]) and queries query_list[query_start[s] ..
+// query_start[s+1]). Only buckets with a key exist; a query whose bucket has no key is left out.
+struct BucketLists {
+  int64_t rows;
+  std::vector<int32_t> slot;  // (rows,): bucket index of each code, -1 while empty
+  std::vector<int32_t> key_start, query_start, key_list, query_list, fill;
+
+  BucketLists(int64_t rows_, int64_t n_q, int64_t n_k)
+      : rows(rows_), slot(rows_, -1), key_start(n_k + 2), query_start(n_k + 2), key_list(n_k),
+        query_list(n_q), fill(n_k + 1) {}
+
+  // Codes of query i and key j are qc[i * stride] and kc[j * stride]; returns the number of buckets.
+  int32_t sort(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, int64_t n_q, int64_t n_k,
+               int64_t stride) {
+    int32_t used = 0;
+    for (int64_t j = 0; j < n_k; ++j) {
+      check_code(kc[j * stride], rows, "key_codes");
+      if (km[j] == 0.0f) continue;
+      int32_t s = slot[kc[j * stride]];
+      if (s < 0) {
+        s = slot[kc[j * stride]] = used++;
+        key_start[s + 1] = 0;
+        query_start[s + 1] = 0;
+      }
+      ++key_start[s + 1];
+    }
+    for (int64_t i = 0; i < n_q; ++i) {
+      check_code(qc[i * stride], rows, "query_codes");
+      if (qm[i] == 0.0f) continue;
+      const int32_t s = slot[qc[i * stride]];
+      if (s >= 0) ++query_start[s + 1];
+    }
+    key_start[0] = query_start[0] = 0;
+    for (int32_t s = 0; s < used; ++s) {
+      key_start[s + 1] += key_start[s];
+      query_start[s + 1] += query_start[s];
+    }
+    std::copy(key_start.begin(), key_start.begin() + used, fill.begin());
+    for (int64_t j = 0; j < n_k; ++j) {
+      if (km[j] != 0.0f) key_list[fill[slot[kc[j * stride]]]++] = static_cast<int32_t>(j);
+    }
+    std::copy(query_start.begin(), query_start.begin() + used, fill.begin());
+    for (int64_t i = 0; i < n_q; ++i) {
+      if (qm[i] == 0.0f) continue;
+      const int32_t s = slot[qc[i * stride]];
+      if (s >= 0) query_list[fill[s]++] = static_cast<int32_t>(i);
+    }
+    for (int64_t j = 0; j < n_k; ++j) slot[kc[j * stride]] = -1;  // ready for the next hash
+    return used;
+  }
+
+  int64_t keys_in(int32_t s) const { return key_start[s + 1] - key_start[s]; }
+  int64_t queries_in(int32_t s) const { return query_start[s + 1] - query_start[s]; }
+  const int32_t* keys(int32_t s) const { return key_list.data() + key_start[s]; }
+  const int32_t* queries(int32_t s) const { return query_list.data() + query_start[s]; }
+};
 
 // Runs make_worker()(b, f_begin, f_end, out) for every batch*head b and group of hashes, with
 // out the zeroed (n_q, d) float32 buffer of that task; returns sum_f out * query_mask / num_hash.

@@ -64,4 +64,11 @@ YOSO_HD bool bucket_table_is_cheaper(int64_t nq, int64_t nk, int64_t w, int64_t 
   return nq * nk * (w + d) > (nq + nk) * w * d;
 }
 
+// LSH backward, one bucket with nq queries and nk keys, query/key dim d, value dim dv: pairwise dot
+// products g.v serve both gradients, nq nk (dv + 2 d); the table form sums v (x) k and g (x) q over
+// the bucket, 2 (nq + nk) dv d.
+YOSO_HD bool backward_table_is_cheaper(int64_t nq, int64_t nk, int64_t d, int64_t dv) {
+  return nq * nk * (dv + 2 * d) > 2 * (nq + nk) * dv * d;
+}
+
 }  // namespace yoso

@@ -15,4 +15,10 @@ TORCH_LIBRARY(yoso, m) {
   m.def(
       "lsh_weighted_cumulation(Tensor query_codes, Tensor key_codes, Tensor query_mask, Tensor key_mask, "
       "Tensor query_weight, Tensor key_weight, Tensor value, int hash_code_len) -> Tensor");
+  // The three gradients of sampled YOSO with the LSH backward, given the output gradient `grad`:
+  // grad_query (bh, n_q, d), grad_key (bh, n_k, d), grad_value (bh, n_k, dv), float32; see
+  // yoso_core/attention/sampled.py for the formulas.
+  m.def(
+      "lsh_backward(Tensor query_codes, Tensor key_codes, Tensor query_mask, Tensor key_mask, Tensor query, "
+      "Tensor key, Tensor value, Tensor grad, int hash_code_len) -> (Tensor, Tensor, Tensor)");
 }

@@ -29,8 +29,7 @@ struct WeightedWorker {
   const float* key_weight;      // (bh, n_k, w)
   const float* value;           // (bh, n_k, d)
   int64_t n_q, n_k, w, d, m, rows;
-  std::vector<int32_t> slot;    // (rows,): bucket index of each code, -1 while empty
-  std::vector<int32_t> key_start, query_start, key_list, query_list, fill;
+  BucketLists buckets;
   std::vector<float> table;     // (w, d) for the table form
   std::vector<float> packed_kw; // (w, nk_b): key weights of one bucket, transposed
   std::vector<float> packed_v;  // (nk_b, d): masked values of one bucket
@@ -42,47 +41,8 @@ struct WeightedWorker {
                  const float* kw, const float* v, int64_t n_q_, int64_t n_k_, int64_t w_, int64_t d_,
                  int64_t m_, int64_t rows_)
       : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), query_weight(qw), key_weight(kw),
-        value(v), n_q(n_q_), n_k(n_k_), w(w_), d(d_), m(m_), rows(rows_), slot(rows_, -1), key_start(n_k_ + 2),
-        query_start(n_k_ + 2), key_list(n_k_), query_list(n_q_), fill(n_k_ + 1), table(w_ * d_),
-        acc(d_) {}
-
-  // Group the unmasked keys and queries of hash f by bucket; returns the number of buckets.
-  int32_t group(const int32_t* qc, const int32_t* kc, const float* qm, const float* km) {
-    int32_t used = 0;
-    for (int64_t j = 0; j < n_k; ++j) {
-      check_code(kc[j * m], rows, "key_codes");
-      if (km[j] == 0.0f) continue;
-      int32_t s = slot[kc[j * m]];
-      if (s < 0) {
-        s = slot[kc[j * m]] = used++;
-        key_start[s + 1] = 0;
-        query_start[s + 1] = 0;
-      }
-      ++key_start[s + 1];
-    }
-    for (int64_t i = 0; i < n_q; ++i) {
-      check_code(qc[i * m], rows, "query_codes");
-      if (qm[i] == 0.0f) continue;
-      const int32_t s = slot[qc[i * m]];
-      if (s >= 0) ++query_start[s + 1];
-    }
-    key_start[0] = query_start[0] = 0;
-    for (int32_t s = 0; s < used; ++s) {
-      key_start[s + 1] += key_start[s];
-      query_start[s + 1] += query_start[s];
-    }
-    std::copy(key_start.begin(), key_start.begin() + used, fill.begin());
-    for (int64_t j = 0; j < n_k; ++j) {
-      if (km[j] != 0.0f) key_list[fill[slot[kc[j * m]]]++] = static_cast<int32_t>(j);
-    }
-    std::copy(query_start.begin(), query_start.begin() + used, fill.begin());
-    for (int64_t i = 0; i < n_q; ++i) {
-      if (qm[i] == 0.0f) continue;
-      const int32_t s = slot[qc[i * m]];
-      if (s >= 0) query_list[fill[s]++] = static_cast<int32_t>(i);
-    }
-    return used;
-  }
+        value(v), n_q(n_q_), n_k(n_k_), w(w_), d(d_), m(m_), rows(rows_), buckets(rows_, n_q_, n_k_),
+        table(w_ * d_), acc(d_) {}
 
   void table_form(int64_t b, const int32_t* keys, int64_t nk, const int32_t* queries, int64_t nq,
                   const float* km, float* out) {
@@ -259,19 +219,16 @@ struct WeightedWorker {
     for (int64_t f = f_begin; f < f_end; ++f) {
       const int32_t* qc = query_codes + b * n_q * m + f;  // code of query i: qc[i * m]
       const int32_t* kc = key_codes + b * n_k * m + f;
-      const int32_t buckets = group(qc, kc, qm, km);
-      for (int32_t s = 0; s < buckets; ++s) {
-        const int64_t nk = key_start[s + 1] - key_start[s], nq = query_start[s + 1] - query_start[s];
+      const int32_t count = buckets.sort(qc, kc, qm, km, n_q, n_k, m);
+      for (int32_t s = 0; s < count; ++s) {
+        const int64_t nk = buckets.keys_in(s), nq = buckets.queries_in(s);
         if (nq == 0) continue;
-        const int32_t* keys = key_list.data() + key_start[s];
-        const int32_t* queries = query_list.data() + query_start[s];
         if (bucket_table_is_cheaper(nq, nk, w, d)) {
-          table_form(b, keys, nk, queries, nq, km, out);
+          table_form(b, buckets.keys(s), nk, buckets.queries(s), nq, km, out);
         } else {
-          pairwise(b, keys, nk, queries, nq, km, out);
+          pairwise(b, buckets.keys(s), nk, buckets.queries(s), nq, km, out);
         }
       }
-      for (int64_t j = 0; j < n_k; ++j) slot[kc[j * m]] = -1;
     }
   }
 };
