@@ -257,6 +257,7 @@ def build_library(
     import torch
 
     target = library_path(kind)
+    key, digest = build_key(), sources_hash()
     if kind == "cuda":
         ok, why = cuda_buildable()
         if not ok:
@@ -273,6 +274,10 @@ def build_library(
     build_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".build-{kind}-"))
     try:
         _compile(kind, archs, build_dir, verbose, on_output)
+        if sources_hash() != digest:  # never file a library under a key of other sources
+            raise KernelBuildError(
+                f"the kernel sources in {CSRC} changed while the {kind} kernels compiled; run the build again"
+            )
         os.replace(build_dir / f"yoso_{kind}.so", target)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -285,13 +290,13 @@ def build_library(
         "cuda": torch.version.cuda,
         "nvcc": nvcc_version(nvcc) if nvcc else None,
         "archs": archs,
-        "sources_hash": sources_hash(),
-        "key": build_key(),
+        "sources_hash": digest,
+        "key": key,
         "python": platform.python_version(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
     }
-    _write_atomic(metadata_path(kind), json.dumps(metadata, indent=2) + "\n")
+    _write_atomic(target.with_suffix(".json"), json.dumps(metadata, indent=2) + "\n")
     return BuildResult(kind, target, archs, seconds, cached=False)
 
 
