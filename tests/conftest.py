@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny configs and deterministic seeds."""
+"""Shared fixtures: deterministic seeds, one torch thread, the compiled CPU kernels, tiny configs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,36 @@ def _quiet_fallback_warning():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="yoso: using the slow pure-PyTorch attention")
         yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread, and the test suite shares the machine's cores.
+
+    Use per module with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def cpu_library():
+    """Build (or find in the cache) the CPU library, once per test session."""
+    from yoso_core import kernels_build
+
+    return kernels_build.build_library("cpu")
+
+
+@pytest.fixture(scope="session")
+def cpu_ops(cpu_library):
+    """The compiled CPU backend, built once per test session."""
+    from yoso_core.attention.kernels import compiled_backend
+
+    backend, why = compiled_backend("cpu")
+    assert backend is not None, why
+    return backend
 
 
 TINY = dict(

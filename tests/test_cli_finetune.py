@@ -49,13 +49,11 @@ TRANSFORMERS_CLASSES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread, and the test suite shares the machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_runs_on_one_thread_from_the_shared_fixture():
+    assert torch.get_num_threads() == 1
 
 
 def invoke(*args: str, input: str | None = None):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import ModuleType
 
+import typer
 from typer.testing import CliRunner
 
-from yoso_cli.main import COMMANDS, app
+from yoso_cli.main import COMMANDS, app, register
 
 EXPECTED = {"build-kernels", "pretrain", "finetune", "predict", "bench", "convert", "env"}
 
@@ -34,3 +36,30 @@ def test_imports_stay_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing the CLI loaded {out.stdout.strip()}"
+
+
+def test_help_of_every_command_stays_light():
+    code = (
+        "import sys; from typer.testing import CliRunner; from yoso_cli.main import app; "
+        f"codes = [CliRunner().invoke(app, [name, '--help']).exit_code for name in {sorted(EXPECTED)!r}]; "
+        "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]; "
+        "print(codes, ','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"{[0] * len(EXPECTED)}", f"`yoso CMD --help` gave {out.stdout.strip()}"
+
+
+def test_a_command_module_can_give_an_epilog():
+    def command(name: str = typer.Option("x", help="A name.")) -> None:
+        """Greet someone."""
+
+    with_epilog, without = ModuleType("with_epilog"), ModuleType("without")
+    with_epilog.command, with_epilog.EPILOG = command, "Examples: yoso greet --name Ada"
+    without.command = command
+    target = typer.Typer()
+    register(target, {"greet": with_epilog, "hello": without})
+    result = CliRunner().invoke(target, ["greet", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples: yoso greet --name Ada" in result.output
+    result = CliRunner().invoke(target, ["hello", "--help"])
+    assert result.exit_code == 0 and "Examples" not in result.output

@@ -14,14 +14,7 @@ from typer.testing import CliRunner
 from yoso_cli.main import app
 from yoso_core.modeling import TASK_MODELS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread, and the test suite shares the machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def invoke(*args: str):

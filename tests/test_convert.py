@@ -310,6 +310,32 @@ def test_original_heads_must_be_given_without_conv(tmp_path):
     assert config["num_attention_heads"] == 8 and config.get("conv_window") is None
 
 
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ([], "pass --num-attention-heads N"),
+        (
+            ["--num-attention-heads", "5"],
+            "--num-attention-heads 5 does not divide the checkpoint's hidden size 32",
+        ),
+        (["--num-attention-heads", "0"], "--num-attention-heads must be positive, got 0"),
+    ],
+)
+def test_cli_original_without_conv_needs_a_valid_head_count(tmp_path, extra, problem):
+    path = _original_without_conv(tmp_path)
+    result = CliRunner().invoke(
+        app, ["convert", str(path), str(tmp_path / "dst"), "--from", "original", *extra]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: ") and problem in result.output
+    assert not (tmp_path / "dst").exists()
+
+
+def test_num_attention_heads_is_refused_for_sources_with_a_config(tmp_path):
+    with pytest.raises(ConvertError, match="--num-attention-heads is for --from original only"):
+        convert(tmp_path / "src", tmp_path / "dst", ConvertOptions(source="roberta", num_attention_heads=4))
+
+
 def test_original_unknown_missing_and_misshapen_keys_are_named(tmp_path):
     state = _OriginalWrapper().state_dict()
     torch.save(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -247,3 +250,64 @@ def test_hub_data_set_class_labels_become_names(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda name, config: bad)
     with pytest.raises(DataError, match=r"data set 'x' split train: row 1: missing column \"text\""):
         load_task_data("classification", dataset="x")
+
+
+def test_multiple_choice_records_need_one_choice_count(tmp_path):
+    rows = [{"context": "c", "choices": ["a", "b", "c"], "label": 0}] * 2
+    path = _jsonl(tmp_path / "mc.jsonl", [*rows, {"context": "c", "choices": ["a", "b"], "label": 1}])
+    with pytest.raises(DataError) as info:
+        load_task_data("multiple-choice", train_file=path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: line 3: ")
+    assert 'column "choices" has 2 choices but line 1 has 3' in message
+    assert "all multiple-choice records need the same number of choices" in message
+    pd.DataFrame(
+        {
+            "context": ["c", "c"],
+            "choices": [json.dumps(["a", "b"]), json.dumps(["a", "b", "c"])],
+            "label": [0, 0],
+        }
+    ).to_csv(tmp_path / "mc.csv", index=False)
+    with pytest.raises(DataError, match=r"mc\.csv: row 2: column \"choices\" has 3 choices but row 1 has 2"):
+        read_records("multiple-choice", tmp_path / "mc.csv")
+
+
+def test_hub_multiple_choice_split_needs_one_choice_count(monkeypatch):
+    import datasets
+
+    rows = {"context": ["c", "c"], "choices": [["a", "b"], ["a", "b", "c"]], "label": [0, 1]}
+    fake = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config: fake)
+    with pytest.raises(DataError, match=r"data set 'mc' split train: row 2: .*same number of choices"):
+        load_task_data("multiple-choice", dataset="mc")
+
+
+def test_unloadable_hub_data_set_is_one_line_naming_it_and_train_file(monkeypatch):
+    import datasets
+
+    def fail(name, config):
+        raise ConnectionError("Couldn't reach the hub.\nCheck your connection.\n")
+
+    monkeypatch.setattr(datasets, "load_dataset", fail)
+    with pytest.raises(DataError) as info:
+        load_task_data("classification", dataset="someone/gone")
+    message = str(info.value)
+    assert "\n" not in message
+    assert (
+        "data set 'someone/gone'" in message and "Couldn't reach the hub. Check your connection." in message
+    )
+    assert "--train-file" in message
+
+
+def test_cli_offline_unknown_data_set_exits_2_with_one_line(tmp_path):
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    name = "yoso-tests/no-such-data-set"
+    args = ["finetune", "--task", "classification", "--dataset", name, "--output-dir", str(tmp_path / "out")]
+    result = subprocess.run(
+        [sys.executable, "-m", "yoso_cli.main", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: data set {name!r}: cannot load it") and "--train-file" in lines[0]
+    assert result.stdout == "" and not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yoso_core import YosoConfig, YosoModel, kernels_build
+from yoso_core import YosoConfig, YosoModel
 from yoso_core.attention import hash_codes, ops, yoso_attention
 from yoso_core.attention import kernels as kernels_module
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
@@ -19,15 +19,6 @@ from yoso_core.attention.kernels import REFERENCE, compiled_backend, resolve_bac
 from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
 
 RTOL = 1e-5
-
-
-@pytest.fixture(scope="session")
-def cpu_ops():
-    """Build (or find in the cache) the CPU library and return its backend."""
-    kernels_build.build_library("cpu")
-    backend, why = compiled_backend("cpu")
-    assert backend is not None, why
-    return backend
 
 
 def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rtol: float = RTOL) -> None:

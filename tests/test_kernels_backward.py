@@ -11,21 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yoso_core import kernels_build
 from yoso_core.attention import ops
-from yoso_core.attention.kernels import compiled_backend
 from yoso_core.attention.sampled import lsh_backward
 
 RTOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def cpu_backend():
-    """The compiled CPU backend (built into the kernel cache on first use)."""
-    kernels_build.build_library("cpu")
-    backend, why = compiled_backend("cpu")
-    assert backend is not None, why
-    return backend
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -73,12 +62,12 @@ def check(backend, args, tau):
         (6, 5, 16, 16, 16, 16, None),
     ],
 )
-def test_fused_backward_matches_reference(cpu_backend, n_q, n_k, d, dv, num_hash, tau, buckets):
+def test_fused_backward_matches_reference(cpu_ops, n_q, n_k, d, dv, num_hash, tau, buckets):
     args = inputs(3, n_q, n_k, d, dv, num_hash, tau, seed=n_q * 7 + d, buckets=buckets)
-    check(cpu_backend, args, tau)
+    check(cpu_ops, args, tau)
 
 
-def test_both_bucket_forms_are_exact(cpu_backend):
+def test_both_bucket_forms_are_exact(cpu_ops):
     """One bucket holding everything takes the table form, singletons the pairwise form."""
     bh, n, d, tau = 2, 200, 64, 9
     qc, kc, qm, km, q, k, v, g = inputs(bh, n, n, d, d, 2, tau, seed=11)
@@ -87,35 +76,35 @@ def test_both_bucket_forms_are_exact(cpu_backend):
         torch.arange(n, dtype=torch.int32)[None, :, None],
     ):
         codes = codes.expand(bh, n, 2).contiguous()
-        got = check(cpu_backend, (codes, codes, qm, km, q, k, v, g), tau)
+        got = check(cpu_ops, (codes, codes, qm, km, q, k, v, g), tau)
         assert got[0].abs().sum() > 0
 
 
-def test_masked_rows_get_zero_gradients(cpu_backend):
+def test_masked_rows_get_zero_gradients(cpu_ops):
     qc, kc, qm, km, q, k, v, g = inputs(2, 50, 60, 32, 32, 8, 3, seed=12)
-    grad_query, grad_key, grad_value = cpu_backend.lsh_backward(qc, kc, qm, km, q, k, v, g, 3)
+    grad_query, grad_key, grad_value = cpu_ops.lsh_backward(qc, kc, qm, km, q, k, v, g, 3)
     assert torch.all(grad_query[qm == 0] == 0)
     assert torch.all(grad_key[km == 0] == 0) and torch.all(grad_value[km == 0] == 0)
     assert grad_query[qm == 1].abs().sum() > 0 and grad_value[km == 1].abs().sum() > 0
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_inputs(cpu_backend, dtype):
-    check(cpu_backend, inputs(2, 40, 40, 32, 32, 8, 4, seed=13, dtype=dtype), 4)
+def test_low_precision_inputs(cpu_ops, dtype):
+    check(cpu_ops, inputs(2, 40, 40, 32, 32, 8, 4, seed=13, dtype=dtype), 4)
 
 
 @pytest.mark.parametrize("bh", [1, 130])
-def test_thread_splits(cpu_backend, bh):
+def test_thread_splits(cpu_ops, bh):
     """bh = 1 splits the hashes over threads (summed at the end); bh = 130 gives threads many heads."""
-    check(cpu_backend, inputs(bh, 40, 41, 16, 16, 16, 5, seed=bh), 5)
+    check(cpu_ops, inputs(bh, 40, 41, 16, 16, 16, 5, seed=bh), 5)
 
 
-def test_opcheck(cpu_backend):
+def test_opcheck(cpu_ops):
     args = inputs(2, 9, 11, 16, 16, 4, 4, seed=14)
     torch.library.opcheck(torch.ops.yoso.lsh_backward.default, (*args, 4))
 
 
-def test_mismatched_grad_is_named(cpu_backend):
+def test_mismatched_grad_is_named(cpu_ops):
     qc, kc, qm, km, q, k, v, g = inputs(2, 9, 11, 16, 16, 4, 4, seed=15)
     with pytest.raises(RuntimeError, match="grad must have shape"):
         ops.lsh_backward(qc, kc, qm, km, q, k, v, g[:, :5], 4)

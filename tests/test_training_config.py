@@ -98,3 +98,13 @@ def test_defaults_are_documented_values():
     config = TrainConfig()
     assert config.resolved_output_dir().as_posix() == "runs/mlm"
     assert config.resolved_warmup_steps() == config.max_steps // 10
+
+
+def test_seq_len_defaults_to_the_model_directory_length(tmp_path):
+    """Fine-tuning a saved model without --seq-len uses its max_position_embeddings, not 512."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "yoso", "max_position_embeddings": 128}')
+    assert merge_config(None, {"model": str(model_dir)}, task="qa").seq_len == 128
+    assert merge_config(None, {"model": str(model_dir), "seq_len": 64}, task="qa").seq_len == 64
+    assert merge_config(None, {"model": "tiny"}, task="qa").seq_len == 512

@@ -11,19 +11,11 @@ import collections
 import math
 
 import pytest
-import torch
 
 from yoso_core.data import load_task_data
 from yoso_core.training import merge_config, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread, and the test suite shares the machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def learn(task: str, tmp_path, **overrides) -> dict:

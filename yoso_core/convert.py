@@ -408,6 +408,11 @@ def _from_original(src: Path, opts: ConvertOptions, report: ConvertReport):
             "the head count of an original checkpoint without YOSO-C convolution cannot be read "
             "from its tensors; pass --num-attention-heads N (the 'num_head' of its config)"
         )
+    if fields["hidden_size"] % heads:
+        raise ConvertError(
+            f"--num-attention-heads {heads} does not divide the checkpoint's hidden size "
+            f"{fields['hidden_size']}; give the 'num_head' of its config"
+        )
     fields["num_attention_heads"] = heads
     report.notes.append("config read from the tensors: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
     fields["layer_norm_eps"] = 1e-5  # the original code uses nn.LayerNorm's default (and nn.GELU)
@@ -685,6 +690,14 @@ def convert(src: str | Path, dst: str | Path, opts: ConvertOptions) -> ConvertRe
         raise ConvertError(f"--dtype must be one of {', '.join(DTYPES)}, got {opts.dtype!r}")
     if opts.max_position_embeddings is not None and opts.max_position_embeddings < 1:
         raise ConvertError(f"--max-position-embeddings must be positive, got {opts.max_position_embeddings}")
+    if opts.num_attention_heads is not None:
+        if opts.source != "original":
+            raise ConvertError(
+                f"--num-attention-heads is for --from original only; --from {opts.source} reads it "
+                "from the checkpoint's config"
+            )
+        if opts.num_attention_heads < 1:
+            raise ConvertError(f"--num-attention-heads must be positive, got {opts.num_attention_heads}")
     dst = Path(dst)
     if dst.exists() and not opts.force:
         raise ConvertError(f"DST {dst} already exists; choose a new directory or pass --force to replace it")

@@ -21,14 +21,12 @@ pytestmark = [
 
 
 @pytest.fixture(scope="session")
-def backends():
-    kernels_build.build_library("cpu")
+def backends(cpu_ops):
+    """The compiled CPU and CUDA backends (the CPU one from conftest's ``cpu_ops``)."""
     kernels_build.build_library("cuda")
-    cpu, why_cpu = compiled_backend("cpu")
     cuda, why_cuda = compiled_backend("cuda")
-    assert cpu is not None, why_cpu
     assert cuda is not None, why_cuda
-    return cpu, cuda
+    return cpu_ops, cuda
 
 
 def close(actual, expected, rtol=1e-5):

@@ -82,7 +82,14 @@ VocabSizeOpt = Annotated[
 ]
 SeqLenOpt = Annotated[
     int | None,
-    typer.Option("--seq-len", help="Tokens per sequence (window). (default: 512)", rich_help_panel=_DATA),
+    typer.Option(
+        "--seq-len",
+        help=(
+            "Tokens per sequence (window). "
+            "(default: a model directory's max_position_embeddings; 512 from scratch)"
+        ),
+        rich_help_panel=_DATA,
+    ),
 ]
 OutputDirOpt = Annotated[
     str | None,

@@ -111,16 +111,37 @@ def read_records(task: str, path: str | Path) -> list[dict]:
         rows = _datasets_rows(kind, path, expected)
         unit = "line" if kind == "text" else "row"
     records = []
+    first_choices: tuple[int, int] | None = None
     for number, row in rows:
         if kind == "text" and not row.get("text", "").strip():
             continue  # blank lines separate paragraphs in plain text
         try:
             records.append(validate_record(task, row))
+            if task == "multiple-choice":
+                first_choices = _same_choice_count(records[-1], number, first_choices, unit)
         except RecordError as error:
             raise DataError(f"{path}: {unit} {number}: {error}; {expected}") from None
     if not records:
         raise DataError(f"{path}: no records; {expected}")
     return records
+
+
+def _same_choice_count(
+    record: dict, number: int, first: tuple[int, int] | None, unit: str
+) -> tuple[int, int]:
+    """(choice count, row number) of the first record; RecordError when ``record`` has another count.
+
+    A multiple-choice batch is a (batch, choices, seq) tensor, so every record needs the same count.
+    """
+    count = len(record["choices"])
+    if first is None:
+        return count, number
+    if count != first[0]:
+        raise RecordError(
+            f'column "choices" has {count} choices but {unit} {first[1]} has {first[0]}; '
+            "all multiple-choice records need the same number of choices"
+        )
+    return first
 
 
 def _json_rows(path: Path, expected: str) -> list[tuple[int, Any]]:
@@ -191,10 +212,11 @@ def _hub_records(task: str, name: str, config: str | None) -> tuple[list[dict], 
     expected = f"expected records like {FORMATS[task]}"
     try:
         loaded = datasets.load_dataset(name, config)
-    except Exception as error:  # network, missing set, bad config: all stop the run
+    except Exception as error:  # offline, missing set, bad config: all stop the run
+        reason = " ".join(str(error).split())[:300] or type(error).__name__  # one line
         raise DataError(
-            f"data set {name!r}: cannot load it ({str(error).strip()[:300]}); "
-            "check the name and --dataset-config, and that you are online"
+            f"data set {name!r}: cannot load it ({reason}); check the name and --dataset-config "
+            "and that you are online, or give a local file with --train-file"
         ) from None
     if "train" not in loaded:
         raise DataError(f"data set {name!r} has no train split (splits: {', '.join(loaded)})")
@@ -215,6 +237,7 @@ def _hub_records(task: str, name: str, config: str | None) -> tuple[list[dict], 
             if column in table.column_names and task in ("classification", "token-classification")
         }
         records = []
+        first_choices = None
         for number, row in enumerate(table, start=1):
             for column, classes in names.items():
                 if classes is not None and row.get(column) is not None:
@@ -222,6 +245,8 @@ def _hub_records(task: str, name: str, config: str | None) -> tuple[list[dict], 
                     row[column] = [classes[v] for v in value] if isinstance(value, list) else classes[value]
             try:
                 records.append(validate_record(task, row))
+                if task == "multiple-choice":
+                    first_choices = _same_choice_count(records[-1], number, first_choices, "row")
             except RecordError as error:
                 raise DataError(
                     f"data set {name!r} split {split}: row {number}: {error}; {expected}"

@@ -9,6 +9,7 @@ can be repeated with ``--config OUTPUT_DIR/config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import typing
 from dataclasses import dataclass
@@ -174,9 +175,25 @@ def merge_config(
                 f"`{name}: {values[name]}` cannot be used here (this command needs {name} {value})"
             )
         values[name] = value
+    if "seq_len" not in values:
+        default = _model_length(values.get("model"))
+        if default is not None:
+            values["seq_len"] = default
     config = TrainConfig(**values)
     validate(config)
     return config
+
+
+def _model_length(model: Any) -> int | None:
+    """A model directory's ``max_position_embeddings``: the default ``seq_len`` when fine-tuning it."""
+    path = Path(str(model)) / "config.json" if model is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        length = json.loads(path.read_text()).get("max_position_embeddings")
+    except (OSError, ValueError):
+        return None  # validate() and the model loader report unreadable configs
+    return length if isinstance(length, int) and length >= 8 else None
 
 
 def _positive(config: TrainConfig, *names: str) -> None:
