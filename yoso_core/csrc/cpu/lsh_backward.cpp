@@ -53,16 +53,18 @@ struct BackwardWorker {
         table(dv_ * d_), acc(d_) {}
 
   // Rows are read and written at random token positions, so the time goes to cache misses unless
-  // the next bucket's rows are fetched while this one computes.
-  static void prefetch_rows(const float* base, const int32_t* index, int64_t count, int64_t width, bool write) {
+  // the next buckets' rows are fetched while this one computes. GCC deletes loops whose only work
+  // is __builtin_prefetch, so on x86 the prefetch is an asm statement it must keep.
+  static void prefetch_rows(const float* base, const int32_t* index, int64_t count, int64_t width) {
+    const int64_t bytes = width * static_cast<int64_t>(sizeof(float));
     for (int64_t a = 0; a < count; ++a) {
       const char* row = reinterpret_cast<const char*>(base + static_cast<int64_t>(index[a]) * width);
-      for (int64_t byte = 0; byte < width * static_cast<int64_t>(sizeof(float)); byte += 64) {
-        if (write) {
-          __builtin_prefetch(row + byte, 1);
-        } else {
-          __builtin_prefetch(row + byte, 0);
-        }
+      for (int64_t byte = 0; byte < bytes; byte += 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        asm volatile("prefetcht0 %0" : : "m"(row[byte]));
+#else
+        __builtin_prefetch(row + byte);
+#endif
       }
     }
   }
@@ -72,13 +74,13 @@ struct BackwardWorker {
     if (nq == 0) return;
     const int32_t* keys = buckets.keys(s);
     const int32_t* queries = buckets.queries(s);
-    prefetch_rows(key + b * n_k * d, keys, nk, d, false);
-    prefetch_rows(value + b * n_k * dv, keys, nk, dv, false);
-    prefetch_rows(query + b * n_q * d, queries, nq, d, false);
-    prefetch_rows(grad + b * n_q * dv, queries, nq, dv, false);
-    prefetch_rows(gq, queries, nq, d, true);
-    prefetch_rows(gk, keys, nk, d, true);
-    prefetch_rows(gv, keys, nk, dv, true);
+    prefetch_rows(key + b * n_k * d, keys, nk, d);
+    prefetch_rows(value + b * n_k * dv, keys, nk, dv);
+    prefetch_rows(query + b * n_q * d, queries, nq, d);
+    prefetch_rows(grad + b * n_q * dv, queries, nq, dv);
+    prefetch_rows(gq, queries, nq, d);
+    prefetch_rows(gk, keys, nk, d);
+    prefetch_rows(gv, keys, nk, dv);
   }
 
   // grad_value of the bucket's keys: every key gets the sum of its queries' masked gradients.
@@ -328,9 +330,9 @@ struct BackwardWorker {
       const int32_t* qc = query_codes + b * n_q * m + f;  // code of query i: qc[i * m]
       const int32_t* kc = key_codes + b * n_k * m + f;
       const int32_t count = buckets.sort(qc, kc, qm, km, n_q, n_k, m);
-      if (count > 0) prefetch_bucket(b, 0, gq, gk, gv);
+      for (int32_t s = 0; s < std::min<int32_t>(count, 2); ++s) prefetch_bucket(b, s, gq, gk, gv);
       for (int32_t s = 0; s < count; ++s) {
-        if (s + 1 < count) prefetch_bucket(b, s + 1, gq, gk, gv);
+        if (s + 2 < count) prefetch_bucket(b, s + 2, gq, gk, gv);
         const int64_t nk = buckets.keys_in(s), nq = buckets.queries_in(s);
         if (nq == 0) continue;
         const int32_t* keys = buckets.keys(s);
