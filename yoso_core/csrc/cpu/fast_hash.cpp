@@ -87,14 +87,17 @@ void fast_hash_kernel(const scalar_t* x, const float* diagonals, int32_t* codes,
         const float* diag = diagonals + (b * rotations_stored + r) * 3 * p;
         for (int64_t round = 0; round < 3; ++round) rotate_round(y.data(), diag + round * p, p);
         const int64_t last = std::min(p, bits - r * p);
+        // hash and bit of coordinate r * p + c, advanced by counting (no division per coordinate)
+        int64_t f = hash_of_coordinate(r * p, hash_code_len), bit = bit_of_coordinate(r * p, hash_code_len);
         for (int64_t c = 0; c < last; ++c) {
-          const int64_t coord = r * p + c;
-          const int64_t f = hash_of_coordinate(coord, hash_code_len);
-          const int64_t bit = bit_of_coordinate(coord, hash_code_len);
           int32_t* out = tile_codes.data() + f * kLanes;
           const float* row = y.data() + c * kLanes;
 #pragma omp simd
           for (int64_t v = 0; v < kLanes; ++v) out[v] |= code_bit(row[v], bit);
+          if (++bit == hash_code_len) {
+            bit = 0;
+            ++f;
+          }
         }
       }
       for (int64_t v = 0; v < lanes; ++v) {

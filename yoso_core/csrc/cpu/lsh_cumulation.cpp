@@ -41,50 +41,74 @@ struct CumulationWorker {
     table.resize(group * table_rows_used * d);
   }
 
-  void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* out) {
+  // With the value width D known at compile time (0: run time), a key's value and a query's sum
+  // over the group's hashes stay in registers: one load per key and one store per query per group.
+  template <int64_t D>
+  void run(int64_t b, int64_t f_begin, int64_t f_end, float* out) {
+    const int64_t dd = D > 0 ? D : d;
     const float* qm = query_mask + b * n_q;
     const float* km = key_mask + b * n_k;
     const int32_t* qc = query_codes + b * n_q * m;  // code of query i, hash f: qc[i * m + f]
     const int32_t* kc = key_codes + b * n_k * m;
+    float local[D > 0 ? D : 1];
     for (int64_t f0 = f_begin; f0 < f_end; f0 += group) {
       const int64_t count = std::min(group, f_end - f0);
       std::fill(used.begin(), used.end(), 0);
       for (int64_t j = 0; j < n_k; ++j) {
         for (int64_t g = 0; g < count; ++g) check_code(kc[j * m + f0 + g], rows, "key_codes");
         if (km[j] == 0.0f) continue;
-        const float* v = value + (b * n_k + j) * d;
         const float w = km[j];
+        const float* v = value + (b * n_k + j) * dd;
+        if constexpr (D > 0) {
+#pragma omp simd
+          for (int64_t t = 0; t < D; ++t) local[t] = w * v[t];
+          v = local;
+        }
         for (int64_t g = 0; g < count; ++g) {
           int32_t& s = slot[g * rows + kc[j * m + f0 + g]];
-          float* rows_g = table.data() + g * table_rows_used * d;
+          float* rows_g = table.data() + g * table_rows_used * dd;
+          const float scale = D > 0 ? 1.0f : w;
           if (s < 0) {
             s = used[g]++;
-            float* row = rows_g + static_cast<int64_t>(s) * d;
+            float* row = rows_g + static_cast<int64_t>(s) * dd;
 #pragma omp simd
-            for (int64_t t = 0; t < d; ++t) row[t] = w * v[t];
+            for (int64_t t = 0; t < dd; ++t) row[t] = scale * v[t];
           } else {
-            float* row = rows_g + static_cast<int64_t>(s) * d;
+            float* row = rows_g + static_cast<int64_t>(s) * dd;
 #pragma omp simd
-            for (int64_t t = 0; t < d; ++t) row[t] += w * v[t];
+            for (int64_t t = 0; t < dd; ++t) row[t] += scale * v[t];
           }
         }
       }
       for (int64_t i = 0; i < n_q; ++i) {
         for (int64_t g = 0; g < count; ++g) check_code(qc[i * m + f0 + g], rows, "query_codes");
         if (qm[i] == 0.0f) continue;
-        float* o = out + i * d;
+        float* o = out + i * dd;
+        float* acc = D > 0 ? local : o;
+        if constexpr (D > 0) std::fill(local, local + D, 0.0f);
         for (int64_t g = 0; g < count; ++g) {
           const int32_t s = slot[g * rows + qc[i * m + f0 + g]];
           if (s < 0) continue;
-          const float* row = table.data() + (g * table_rows_used + s) * d;
+          const float* row = table.data() + (g * table_rows_used + s) * dd;
 #pragma omp simd
-          for (int64_t t = 0; t < d; ++t) o[t] += row[t];
+          for (int64_t t = 0; t < dd; ++t) acc[t] += row[t];
+        }
+        if constexpr (D > 0) {
+#pragma omp simd
+          for (int64_t t = 0; t < D; ++t) o[t] += local[t];
         }
       }
       for (int64_t j = 0; j < n_k; ++j) {
         for (int64_t g = 0; g < count; ++g) slot[g * rows + kc[j * m + f0 + g]] = -1;
       }
     }
+  }
+
+  void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* out) {
+    if (d == 64) return run<64>(b, f_begin, f_end, out);
+    if (d == 32) return run<32>(b, f_begin, f_end, out);
+    if (d == 128) return run<128>(b, f_begin, f_end, out);
+    run<0>(b, f_begin, f_end, out);
   }
 };
 
