@@ -1,6 +1,6 @@
 // Fast Hadamard hash on the CPU. Vectors are processed in tiles of kLanes, stored transposed
 // (padded_dim rows of kLanes floats), so every butterfly stage is a loop over kLanes contiguous
-// floats that the compiler vectorises, whatever the stage's stride. The float32 operations and
+// floats that the compiler vectorises, whatever the stage's stride; stages go three at a time. The float32 operations and
 // their order equal the reference's, so the codes are identical.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -19,45 +19,72 @@ namespace {
 
 constexpr int64_t kLanes = 16;
 
-// Multiply row p by diagonal[p], then run the butterfly stages over the tile y (P rows of kLanes).
-// Stages are taken two at a time (h and 2h over rows i, i+h, i+2h, i+3h), which halves the loads
-// and stores; each value still sees the reference's float32 operations in the reference's order.
-inline void rotate_round(float* __restrict__ y, const float* __restrict__ diagonal, int64_t p) {
-  for (int64_t r = 0; r < p; ++r) {
-    const float sign = diagonal[r];
-    float* row = y + r * kLanes;
-#pragma omp simd
-    for (int64_t v = 0; v < kLanes; ++v) row[v] *= sign;
+// Three butterfly stages (h, 2h, 4h) on the eight rows y[base + k * h], k = 0..7, each first
+// multiplied by its sign when kSigned. Every value sees the reference's float32 operations in the
+// reference's order; only loads and stores are saved.
+template <bool kSigned>
+inline void radix8(float* __restrict__ y, int64_t base, int64_t h, const float* __restrict__ diagonal) {
+  float* __restrict__ y0 = y + base * kLanes;
+  float* __restrict__ y1 = y0 + h * kLanes;
+  float* __restrict__ y2 = y1 + h * kLanes;
+  float* __restrict__ y3 = y2 + h * kLanes;
+  float* __restrict__ y4 = y3 + h * kLanes;
+  float* __restrict__ y5 = y4 + h * kLanes;
+  float* __restrict__ y6 = y5 + h * kLanes;
+  float* __restrict__ y7 = y6 + h * kLanes;
+  float s0 = 1.0f, s1 = 1.0f, s2 = 1.0f, s3 = 1.0f, s4 = 1.0f, s5 = 1.0f, s6 = 1.0f, s7 = 1.0f;
+  if constexpr (kSigned) {
+    s0 = diagonal[base], s1 = diagonal[base + h], s2 = diagonal[base + 2 * h], s3 = diagonal[base + 3 * h];
+    s4 = diagonal[base + 4 * h], s5 = diagonal[base + 5 * h], s6 = diagonal[base + 6 * h];
+    s7 = diagonal[base + 7 * h];
   }
-  int64_t half = 1;
-  for (; 4 * half <= p; half *= 4) {
-    for (int64_t start = 0; start < p; start += 4 * half) {
-      for (int64_t i = start; i < start + half; ++i) {
-        float* y0 = y + i * kLanes;
-        float* y1 = y + (i + half) * kLanes;
-        float* y2 = y + (i + 2 * half) * kLanes;
-        float* y3 = y + (i + 3 * half) * kLanes;
 #pragma omp simd
-        for (int64_t v = 0; v < kLanes; ++v) {
-          float a = y0[v], b = y1[v], c = y2[v], e = y3[v];
-          butterfly(a, b);  // stage half
-          butterfly(c, e);
-          butterfly(a, c);  // stage 2 * half
-          butterfly(b, e);
-          y0[v] = a;
-          y1[v] = b;
-          y2[v] = c;
-          y3[v] = e;
+  for (int64_t v = 0; v < kLanes; ++v) {
+    float r0 = y0[v], r1 = y1[v], r2 = y2[v], r3 = y3[v], r4 = y4[v], r5 = y5[v], r6 = y6[v], r7 = y7[v];
+    if constexpr (kSigned) {
+      r0 *= s0, r1 *= s1, r2 *= s2, r3 *= s3, r4 *= s4, r5 *= s5, r6 *= s6, r7 *= s7;
+    }
+    butterfly(r0, r1), butterfly(r2, r3), butterfly(r4, r5), butterfly(r6, r7);  // stage h
+    butterfly(r0, r2), butterfly(r1, r3), butterfly(r4, r6), butterfly(r5, r7);  // stage 2h
+    butterfly(r0, r4), butterfly(r1, r5), butterfly(r2, r6), butterfly(r3, r7);  // stage 4h
+    y0[v] = r0, y1[v] = r1, y2[v] = r2, y3[v] = r3, y4[v] = r4, y5[v] = r5, y6[v] = r6, y7[v] = r7;
+  }
+}
+
+// Multiply row r by diagonal[r], then run the butterfly stages over the tile y (P rows of kLanes):
+// three stages per pass over the tile (the first pass also applies the signs), then the one or two
+// stages left when log2(P) is not a multiple of three.
+inline void rotate_round(float* __restrict__ y, const float* __restrict__ diagonal, int64_t p) {
+  int64_t half = 1;
+  bool signed_rows = false;
+  for (; 8 * half <= p; half *= 8) {
+    for (int64_t start = 0; start < p; start += 8 * half) {
+      for (int64_t i = start; i < start + half; ++i) {
+        if (signed_rows) {
+          radix8<false>(y, i, half, diagonal);
+        } else {
+          radix8<true>(y, i, half, diagonal);
         }
       }
     }
+    signed_rows = true;
   }
-  if (half < p) {  // one stage left when log2(P) is odd
-    for (int64_t i = 0; i < half; ++i) {
-      float* a = y + i * kLanes;
-      float* b = y + (i + half) * kLanes;
+  if (!signed_rows) {
+    for (int64_t r = 0; r < p; ++r) {
+      const float sign = diagonal[r];
+      float* row = y + r * kLanes;
 #pragma omp simd
-      for (int64_t v = 0; v < kLanes; ++v) butterfly(a[v], b[v]);
+      for (int64_t v = 0; v < kLanes; ++v) row[v] *= sign;
+    }
+  }
+  for (; half < p; half *= 2) {  // at most two stages left
+    for (int64_t start = 0; start < p; start += 2 * half) {
+      for (int64_t i = start; i < start + half; ++i) {
+        float* a = y + i * kLanes;
+        float* b = y + (i + half) * kLanes;
+#pragma omp simd
+        for (int64_t v = 0; v < kLanes; ++v) butterfly(a[v], b[v]);
+      }
     }
   }
 }
