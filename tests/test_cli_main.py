@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from types import ModuleType
 
-import typer
 from typer.testing import CliRunner
 
-from yoso_cli.main import COMMANDS, app, register
+from yoso_cli.main import COMMANDS, app
 
 EXPECTED = {"build-kernels", "pretrain", "finetune", "predict", "bench", "convert", "env"}
 
@@ -47,19 +45,3 @@ def test_help_of_every_command_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"{[0] * len(EXPECTED)}", f"`yoso CMD --help` gave {out.stdout.strip()}"
-
-
-def test_a_command_module_can_give_an_epilog():
-    def command(name: str = typer.Option("x", help="A name.")) -> None:
-        """Greet someone."""
-
-    with_epilog, without = ModuleType("with_epilog"), ModuleType("without")
-    with_epilog.command, with_epilog.EPILOG = command, "Examples: yoso greet --name Ada"
-    without.command = command
-    target = typer.Typer()
-    register(target, {"greet": with_epilog, "hello": without})
-    result = CliRunner().invoke(target, ["greet", "--help"])
-    assert result.exit_code == 0, result.output
-    assert "Examples: yoso greet --name Ada" in result.output
-    result = CliRunner().invoke(target, ["hello", "--help"])
-    assert result.exit_code == 0 and "Examples" not in result.output

@@ -160,7 +160,7 @@ def test_cli_files_and_malformed_line_exit_2_after_earlier_lines(models, tmp_pat
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
     target = tmp_path / "out.jsonl"
-    result = invoke(
+    args = [
         "predict",
         "--model",
         models["token-classification"],
@@ -168,24 +168,14 @@ def test_cli_files_and_malformed_line_exit_2_after_earlier_lines(models, tmp_pat
         str(source),
         "--output",
         str(target),
-        "--batch-size",
-        "2",
-    )
+    ]
+    result = invoke(*args, "--batch-size", "2")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: line 4: ") and len(result.stderr.strip().splitlines()) == 1
     written = [json.loads(line) for line in target.read_text().splitlines()]
     assert [o["id"] for o in written] == ["r0", "r1", "r2"]
 
-    result = invoke(
-        "predict",
-        "--model",
-        models["token-classification"],
-        "--input",
-        str(source),
-        "--output",
-        str(target),
-        "--skip-invalid",
-    )
+    result = invoke(*args, "--skip-invalid")
     assert result.exit_code == 0
     assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == ["r0", "r1", "r2", "r3"]
     error = json.loads(result.stderr.strip())

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from yoso_core.training import ConfigError, TrainConfig, merge_config, read_yaml, save_config
+from yoso_core.training import (
+    FINETUNE_TASKS,
+    ConfigError,
+    TrainConfig,
+    merge_config,
+    read_yaml,
+    save_config,
+)
 
 
 def test_merge_order_defaults_then_yaml_then_command_line(tmp_path):
@@ -92,6 +99,16 @@ def test_fixed_value_conflicting_with_yaml(tmp_path):
     path.write_text("task: qa\n")
     with pytest.raises(ConfigError, match="task"):
         merge_config(path, {}, task="mlm")
+
+
+def test_tasks_need_a_task_of_the_caller(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: mlm\n")
+    with pytest.raises(ConfigError, match=r"--task must be one of .* \(use `yoso pretrain` for mlm\)"):
+        merge_config(path, {}, tasks=FINETUNE_TASKS)
+    with pytest.raises(ConfigError, match="--task is required"):
+        merge_config(None, {"model": "tiny"}, tasks=FINETUNE_TASKS)
+    assert merge_config(path, {"task": "qa"}, tasks=FINETUNE_TASKS).task == "qa"  # the command line wins
 
 
 def test_defaults_are_documented_values():

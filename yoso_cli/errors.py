@@ -14,8 +14,3 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``error: message`` on stderr and exit: code 2 for bad usage or input, 1 for runtime failure."""
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
-
-
-def not_built(command: str) -> NoReturn:
-    """Exit 2 for a command whose implementation has not landed yet."""
-    fail(f"`yoso {command}` is not available in this version of yoso yet")

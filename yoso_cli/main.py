@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import typer
 
 from .commands import bench, build_kernels, convert, env, finetune, predict, pretrain
@@ -16,8 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# name -> module; each module defines `command`, whose docstring is its help, and may define
-# `EPILOG`, text shown after the options (examples).
+# name -> module; each module defines `command`, whose docstring is its help.
 COMMANDS = {
     "build-kernels": build_kernels,
     "pretrain": pretrain,
@@ -28,14 +25,8 @@ COMMANDS = {
     "env": env,
 }
 
-
-def register(target: typer.Typer, commands: dict[str, ModuleType]) -> None:
-    """Add each module's ``command`` to ``target`` under its name, with the module's ``EPILOG``."""
-    for name, module in commands.items():
-        target.command(name, epilog=getattr(module, "EPILOG", None))(module.command)
-
-
-register(app, COMMANDS)
+for _name, _module in COMMANDS.items():
+    app.command(_name)(_module.command)
 
 
 if __name__ == "__main__":

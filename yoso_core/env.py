@@ -37,20 +37,20 @@ def _gpus() -> list[dict]:
     return gpus
 
 
-def _kernel_report(kind: str) -> dict:
+def _kernel_report(kind: str, key: str) -> dict:
     from . import kernels_build
     from .attention import ops
 
-    path = kernels_build.library_path(kind)
-    meta = kernels_build.read_metadata(kind)
+    path = kernels_build.library_path(kind, key)
+    meta = kernels_build.read_metadata(kind, key) or {}
     built = path.is_file()
     loads, why = ops.load(kind) if built else (False, "not built; run `yoso build-kernels`")
     return {
         "built": built,
         "path": str(path) if built else None,
-        "archs": (meta or {}).get("archs"),
-        "built_at": (meta or {}).get("built_at"),
-        "torch": (meta or {}).get("torch"),
+        "archs": meta.get("archs"),
+        "built_at": meta.get("built_at"),
+        "torch": meta.get("torch"),
         "loads": loads,
         "error": why or None,
     }
@@ -82,6 +82,6 @@ def environment_report() -> dict:
         "nvcc": {"path": str(nvcc), "version": kernels_build.nvcc_version(nvcc)} if nvcc else None,
         "kernel_root": str(root),
         "kernel_key": key,
-        "kernels": {kind: _kernel_report(kind) for kind in kernels_build.KINDS},
+        "kernels": {kind: _kernel_report(kind, key) for kind in kernels_build.KINDS},
         "other_builds": other_builds,
     }

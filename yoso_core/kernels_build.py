@@ -95,34 +95,40 @@ def sources_hash() -> str:
     return digest.hexdigest()
 
 
-def build_key() -> str:
-    """``torch<version>-<cuXY|cpu>-<hash>``: a build is loaded only by the torch it was built for."""
+def build_key(digest: str | None = None) -> str:
+    """``torch<version>-<cuXY|nocuda>-<hash>``: a build is loaded only by the torch it was built for.
+
+    ``digest`` is a ``sources_hash()`` the caller already has (default: computed here).
+    """
     import torch
 
     cuda = f"cu{torch.version.cuda}" if torch.version.cuda else "nocuda"
     version = re.sub(r"[^A-Za-z0-9.]+", "_", torch.__version__)
-    return f"torch{version}-{cuda}-{sources_hash()[:16]}"
+    return f"torch{version}-{cuda}-{(digest or sources_hash())[:16]}"
 
 
-def kernel_dir() -> Path:
-    """Where this torch's build of these sources lives."""
-    return kernel_root() / build_key()
+def kernel_dir(key: str | None = None) -> Path:
+    """Where this torch's build of these sources lives.
+
+    Pass the ``build_key()`` you already have as ``key`` (here and below): computing it hashes every source.
+    """
+    return kernel_root() / (key or build_key())
 
 
-def library_path(kind: str) -> Path:
+def library_path(kind: str, key: str | None = None) -> Path:
     """Path of the shared library ``kind`` for this torch and these sources."""
-    return kernel_dir() / f"yoso_{kind}.so"
+    return kernel_dir(key) / f"yoso_{kind}.so"
 
 
-def metadata_path(kind: str) -> Path:
+def metadata_path(kind: str, key: str | None = None) -> Path:
     """Path of the build metadata (JSON) beside library ``kind``."""
-    return kernel_dir() / f"yoso_{kind}.json"
+    return kernel_dir(key) / f"yoso_{kind}.json"
 
 
-def read_metadata(kind: str) -> dict | None:
+def read_metadata(kind: str, key: str | None = None) -> dict | None:
     """The build metadata of library ``kind``, or None when it is not built (or unreadable)."""
     try:
-        return json.loads(metadata_path(kind).read_text())
+        return json.loads(metadata_path(kind, key).read_text())
     except (OSError, ValueError):
         return None
 
@@ -212,7 +218,14 @@ def _child_env(kind: str, archs: str) -> dict[str, str]:
     return env
 
 
-def _compile(kind: str, archs: str, build_dir: Path, verbose: bool, on_output: Callable[[str], None]) -> None:
+def _compile(
+    kind: str,
+    archs: str,
+    build_dir: Path,
+    cpu_library: Path,
+    verbose: bool,
+    on_output: Callable[[str], None],
+) -> None:
     """Compile library ``kind`` in a child process; KernelBuildError with its output on failure."""
     command = [
         sys.executable,
@@ -220,7 +233,7 @@ def _compile(kind: str, archs: str, build_dir: Path, verbose: bool, on_output: C
         "yoso_core.kernels_build",
         kind,
         str(build_dir),
-        str(library_path("cpu")),
+        str(cpu_library),
         *(str(p) for p in source_files(kind)),
     ]
     process = subprocess.Popen(
@@ -238,10 +251,10 @@ def _compile(kind: str, archs: str, build_dir: Path, verbose: bool, on_output: C
             on_output(line.rstrip("\n"))
     if process.wait() != 0:
         # the compiler's own output comes before the Python traceback of cpp_extension
-        compiler = "".join(lines).split("Traceback (most recent call last)")[0].splitlines()
+        output = "".join(lines)
+        compiler = output.split("Traceback (most recent call last)")[0].splitlines()
         errors = [ln for ln in compiler if "error" in ln.lower()]
-        everything = "".join(lines).splitlines()
-        shown = "\n".join(errors[:20] if errors else everything[-40:])
+        shown = "\n".join(errors[:20] if errors else output.splitlines()[-40:])
         raise KernelBuildError(f"compiling the {kind} kernels failed (exit {process.returncode}):\n{shown}")
 
 
@@ -256,8 +269,9 @@ def build_library(
     """Build library ``kind`` into the cache (unless a build for this key exists and not ``force``)."""
     import torch
 
-    target = library_path(kind)
-    key, digest = build_key(), sources_hash()
+    digest = sources_hash()
+    key = build_key(digest)
+    target = library_path(kind, key)
     if kind == "cuda":
         ok, why = cuda_buildable()
         if not ok:
@@ -266,14 +280,14 @@ def build_library(
     else:
         archs = platform.machine()
     if target.is_file() and not force:
-        meta = read_metadata(kind) or {}
+        meta = read_metadata(kind, key) or {}
         if kind != "cuda" or meta.get("archs") == archs:
             return BuildResult(kind, target, meta.get("archs", archs), 0.0, cached=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     build_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".build-{kind}-"))
     try:
-        _compile(kind, archs, build_dir, verbose, on_output)
+        _compile(kind, archs, build_dir, library_path("cpu", key), verbose, on_output)
         if sources_hash() != digest:  # never file a library under a key of other sources
             raise KernelBuildError(
                 f"the kernel sources in {CSRC} changed while the {kind} kernels compiled; run the build again"
@@ -296,7 +310,7 @@ def build_library(
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
     }
-    _write_atomic(target.with_suffix(".json"), json.dumps(metadata, indent=2) + "\n")
+    _write_atomic(metadata_path(kind, key), json.dumps(metadata, indent=2) + "\n")
     return BuildResult(kind, target, archs, seconds, cached=False)
 
 
@@ -317,12 +331,11 @@ def build_kernels(
     """
     if archs is not None:
         archs = parse_archs(archs)
+    buildable, why = cuda_buildable()
     if cuda is None:
-        cuda = cuda_buildable()[0]
-    elif cuda:
-        ok, why = cuda_buildable()
-        if not ok:
-            raise ValueError(f"--cuda was given but {why}; pass --no-cuda to build the CPU kernels only")
+        cuda = buildable
+    elif cuda and not buildable:
+        raise ValueError(f"--cuda was given but {why}; pass --no-cuda to build the CPU kernels only")
     results = []
     for kind in ("cpu", "cuda") if cuda else ("cpu",):
         on_start(kind)
@@ -348,8 +361,8 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
     """
     import torch
 
-    from .attention import hashing, ops, sampled
-    from .attention.kernels import compiled_backend
+    from .attention import hashing, ops
+    from .attention.kernels import REFERENCE, compiled_backend
 
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -368,36 +381,27 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
     k_weight = torch.randn(bh, n_k, 24, generator=gen)
     query = torch.randn(bh, n_q, d, generator=gen)
     grad = torch.randn(bh, n_q, d, generator=gen)
-    backward_args = (q_codes, k_codes, q_mask, k_mask, query, x[:, :n_k], value, grad)
-    expected = {
-        "fast_hash": hashing.fast_hash(x, diagonals, num_hash, tau),
-        "lsh_cumulation": sampled.lsh_cumulation(q_codes, k_codes, q_mask, k_mask, value, tau),
-        "lsh_weighted_cumulation": sampled.lsh_weighted_cumulation(
-            q_codes, k_codes, q_mask, k_mask, q_weight, k_weight, value, tau
-        ),
-        "lsh_backward": torch.cat(sampled.lsh_backward(*backward_args, tau), dim=1),
-    }
+
+    def outputs(backend, device: str) -> dict[str, torch.Tensor]:
+        """Every operator of ``backend`` on the inputs above, moved to ``device``."""
+        q_c, k_c, q_m, k_m, v = (t.to(device) for t in (q_codes, k_codes, q_mask, k_mask, value))
+        backward_args = (q_c, k_c, q_m, k_m, query.to(device), x[:, :n_k].to(device), v, grad.to(device))
+        return {
+            "fast_hash": backend.fast_hash(x.to(device), diagonals.to(device), num_hash, tau),
+            "lsh_cumulation": backend.lsh_cumulation(q_c, k_c, q_m, k_m, v, tau),
+            "lsh_weighted_cumulation": backend.lsh_weighted_cumulation(
+                q_c, k_c, q_m, k_m, q_weight.to(device), k_weight.to(device), v, tau
+            ),
+            "lsh_backward": torch.cat(backend.lsh_backward(*backward_args, tau), dim=1),
+        }
+
+    expected = outputs(REFERENCE, "cpu")
     for device in devices:
-        usable, _ = ops.load(device)
-        if not usable:
+        backend, _ = compiled_backend(device)
+        if backend is None:
             results.extend(CheckResult(device, op, float("inf"), False) for op in expected)
             continue
-
-        def on(t, device=device):
-            return t.to(device)
-
-        got = {
-            "fast_hash": ops.fast_hash(on(x), on(diagonals), num_hash, tau),
-            "lsh_cumulation": ops.lsh_cumulation(
-                on(q_codes), on(k_codes), on(q_mask), on(k_mask), on(value), tau
-            ),
-            "lsh_weighted_cumulation": ops.lsh_weighted_cumulation(
-                on(q_codes), on(k_codes), on(q_mask), on(k_mask), on(q_weight), on(k_weight), on(value), tau
-            ),
-            "lsh_backward": torch.cat(
-                compiled_backend(device)[0].lsh_backward(*(on(t) for t in backward_args), tau), dim=1
-            ),
-        }
+        got = outputs(backend, device)
         for op, want in expected.items():
             have = got[op].cpu()
             if op == "fast_hash":

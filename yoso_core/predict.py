@@ -41,6 +41,7 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
     from .data import load_tokenizer
     from .modeling import TASK_MODELS
     from .training.build import has_tokenizer, load_model_config, quiet_transformers, task_of
+    from .training.config import DEVICES
     from .training.distributed import pick_device
 
     quiet_transformers()
@@ -63,8 +64,8 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
         raise PredictError(
             f"--model {str(path)!r} holds no tokenizer files; save the tokenizer beside the model"
         )
-    if device not in ("auto", "cpu", "cuda"):
-        raise PredictError(f"--device must be one of auto, cpu, cuda, got {device!r}")
+    if device not in DEVICES:
+        raise PredictError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     try:
         target = pick_device(device)
     except ValueError as exc:
@@ -76,7 +77,6 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
 
 
 _LABELLED = ("classification", "token-classification")
-_MODEL_INPUTS = ("input_ids", "attention_mask")
 
 
 def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -105,41 +105,24 @@ def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def _feature_outputs(task: str, features: list[dict], out: Any) -> list[dict]:
-    """Split a batch of model outputs into one dict of numpy arrays per feature, padding trimmed."""
-    result = []
-    for i, feature in enumerate(features):
-        n = len(feature["input_ids"]) if task != "multiple-choice" else None
-        if task == "qa":
-            result.append(
-                {
-                    "start_logits": out.start_logits[i, :n].float().cpu().numpy(),
-                    "end_logits": out.end_logits[i, :n].float().cpu().numpy(),
-                }
-            )
-        elif task == "multiple-choice":
-            result.append({"logits": out.logits[i, : len(feature["input_ids"])].float().cpu().numpy()})
-        elif task in ("mlm", "token-classification"):
-            result.append({"logits": out.logits[i, :n].float().cpu().numpy()})
-        else:
-            result.append({"logits": out.logits[i].float().cpu().numpy()})
-    return result
-
-
-@torch.no_grad()
 def answer(predictor: Predictor, records: list[dict], batch_size: int) -> list[dict]:
     """Output dicts for ``records`` (in order): encode, run in batches of features, decode."""
     from .data import decode, encode
+    from .training.evaluate import feature_outputs, run_model
 
     if not records:
         return []
     features = encode(predictor.task, records, predictor.tokenizer, seq_len=predictor.max_length)
-    outputs: list[dict] = []
     pad_id = predictor.tokenizer.pad_token_id
-    for start in range(0, len(features), batch_size):
-        chunk = features[start : start + batch_size]
-        inputs = {k: v.to(predictor.device) for k, v in pad_inputs(chunk, pad_id).items()}
-        outputs += _feature_outputs(predictor.task, chunk, predictor.model(**inputs))
+    outputs: list[dict] = []
+    for chunk, _, out in run_model(
+        predictor.model,
+        features,
+        lambda chunk: pad_inputs(chunk, pad_id),
+        batch_size=batch_size,
+        device=predictor.device,
+    ):
+        outputs += feature_outputs(predictor.task, chunk, out)
     return decode(
         predictor.task, records, features, outputs, predictor.tokenizer, id2label=predictor.id2label
     )

@@ -107,23 +107,7 @@ def command(
 
       yoso finetune --config run.yaml --resume auto
     """
-    options = {k: v for k, v in locals().items() if k not in ("config", "task")}
-    if task is not None:
-        options["task"] = task
-    from yoso_core.training import FINETUNE_TASKS, read_yaml
+    options = {k: v for k, v in locals().items() if k != "config"}
+    from yoso_core.training import FINETUNE_TASKS
 
-    from ..errors import fail
-
-    given = task
-    if given is None and config is not None:
-        try:
-            given = read_yaml(config).get("task")
-        except ValueError as exc:
-            fail(str(exc))
-    if given is None:
-        fail(f"--task is required: one of {', '.join(FINETUNE_TASKS)}")
-    if given not in FINETUNE_TASKS:
-        fail(
-            f"--task must be one of {', '.join(FINETUNE_TASKS)} (use `yoso pretrain` for mlm), got {given!r}"
-        )
-    run_training(config, options)
+    run_training(config, options, tasks=FINETUNE_TASKS)

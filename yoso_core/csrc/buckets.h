@@ -1,6 +1,7 @@
-// CPU scaffolding shared by the cumulation operators (cpu/*.cpp): hashes are split into groups so that every
-// thread has work even when batch*heads is small; each (batch*head, group) task writes its own
-// output buffer, so no atomics are needed, and the groups are summed at the end.
+// CPU scaffolding shared by the cumulation operators (cpu/*.cpp): the bucket lists of one hash, and
+// the split of the work into (batch*head, group of hashes) tasks. Hashes are split into groups so
+// that every thread has work even when batch*heads is small; each task writes its own output
+// buffer, so no atomics are needed, and the groups are summed at the end.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -72,41 +73,60 @@ struct BucketLists {
   const int32_t* queries(int32_t s) const { return query_list.data() + query_start[s]; }
 };
 
+// How many groups the hashes are split into: more than one only when batch*heads alone cannot
+// keep every thread busy.
+inline int64_t hash_groups(int64_t bh, int64_t num_hash) {
+  const int64_t threads = at::get_num_threads();
+  return std::min(num_hash, std::max<int64_t>(1, (threads + bh - 1) / bh));
+}
+
+// Runs task(worker, b, group, f_begin, f_end) for every batch*head b and group of hashes
+// [f_begin, f_end), in parallel; each thread makes its own worker with make_worker().
+template <typename MakeWorker, typename Task>
+void for_each_hash_group(int64_t bh, int64_t num_hash, int64_t groups, MakeWorker make_worker, Task task) {
+  at::parallel_for(0, bh * groups, 1, [&](int64_t begin, int64_t end) {
+    auto worker = make_worker();
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t b = index / groups, g = index % groups;
+      task(worker, b, g, g * num_hash / groups, (g + 1) * num_hash / groups);
+    }
+  });
+}
+
+// The groups' buffers (groups, bh, n, width) summed, every row scaled by mask (bh, n) * factor.
+inline at::Tensor sum_over_groups(const at::Tensor& partial, const at::Tensor& mask, double factor) {
+  at::Tensor total = partial.size(0) == 1 ? partial.select(0, 0) : partial.sum(0);
+  return total.mul_(mask.unsqueeze(-1).mul(factor));
+}
+
 // Runs make_worker()(b, f_begin, f_end, out) for every batch*head b and group of hashes, with
 // out the zeroed (n_q, d) float32 buffer of that task; returns sum_f out * query_mask / num_hash.
 // With one group the scaling happens in the task, while its buffer is still in cache.
 template <typename MakeWorker>
 at::Tensor accumulate_over_hashes(int64_t bh, int64_t n_q, int64_t d, int64_t num_hash,
                                   const at::Tensor& query_mask, MakeWorker make_worker) {
-  const int64_t threads = at::get_num_threads();
-  const int64_t groups = std::min(num_hash, std::max<int64_t>(1, (threads + bh - 1) / bh));
+  const int64_t groups = hash_groups(bh, num_hash);
   // (groups, bh, n_q, d): one output buffer per group of hashes
   at::Tensor partial = at::empty({groups, bh, n_q, d}, query_mask.options().dtype(at::kFloat));
   float* base = partial.mutable_data_ptr<float>();
   const float* mask = query_mask.const_data_ptr<float>();  // (bh, n_q), float32 contiguous
   const float scale = 1.0f / static_cast<float>(num_hash);
-  if (partial.numel() > 0) {
-    at::parallel_for(0, bh * groups, 1, [&](int64_t begin, int64_t end) {
-      auto worker = make_worker();
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / groups, g = task % groups;
-        const int64_t f_begin = g * num_hash / groups, f_end = (g + 1) * num_hash / groups;
-        float* out = base + (g * bh + b) * n_q * d;
-        std::fill(out, out + n_q * d, 0.0f);
-        worker(b, f_begin, f_end, out);
-        if (groups == 1) {
-          for (int64_t i = 0; i < n_q; ++i) {
-            const float factor = mask[b * n_q + i] * scale;
-            float* row = out + i * d;
+  auto task = [&](auto& worker, int64_t b, int64_t g, int64_t f_begin, int64_t f_end) {
+    float* out = base + (g * bh + b) * n_q * d;
+    std::fill(out, out + n_q * d, 0.0f);
+    worker(b, f_begin, f_end, out);
+    if (groups == 1) {
+      for (int64_t i = 0; i < n_q; ++i) {
+        const float factor = mask[b * n_q + i] * scale;
+        float* row = out + i * d;
 #pragma omp simd
-            for (int64_t t = 0; t < d; ++t) row[t] *= factor;
-          }
-        }
+        for (int64_t t = 0; t < d; ++t) row[t] *= factor;
       }
-    });
-  }
+    }
+  };
+  if (partial.numel() > 0) for_each_hash_group(bh, num_hash, groups, make_worker, task);
   if (groups == 1) return partial.select(0, 0);
-  return partial.sum(0).mul_(query_mask.unsqueeze(-1).mul(1.0 / static_cast<double>(num_hash)));
+  return sum_over_groups(partial, query_mask, 1.0 / static_cast<double>(num_hash));
 }
 
 }  // namespace yoso

@@ -123,4 +123,27 @@ inline void check_weights(const at::Tensor& query_weight, const at::Tensor& key_
   check_same_device(key_weight, "key_weight", query_codes);
 }
 
+// Query, key and output gradient of the LSH backward, against the codes and the value.
+inline void check_backward_inputs(const at::Tensor& query_codes, const at::Tensor& key_codes, const at::Tensor& query,
+                           const at::Tensor& key, const at::Tensor& value, const at::Tensor& grad) {
+  const int64_t bh = query_codes.size(0), n_q = query_codes.size(1), n_k = key_codes.size(1);
+  check_rank(query, "query", 3, "(batch*heads, seq, head_dim)");
+  check_rank(key, "key", 3, "(batch*heads, seq, head_dim)");
+  check_rank(grad, "grad", 3, "(batch*heads, seq, head_dim)");
+  check_float(query, "query");
+  check_float(key, "key");
+  check_float(grad, "grad");
+  TORCH_CHECK(query.size(0) == bh && query.size(1) == n_q, "yoso: query must have shape (", bh, ", ", n_q,
+              ", head_dim) like query_codes, got ", query.sizes());
+  TORCH_CHECK(key.size(0) == bh && key.size(1) == n_k && key.size(2) == query.size(2),
+              "yoso: key must have shape (", bh, ", ", n_k, ", ", query.size(2), ") like key_codes and query, got ",
+              key.sizes());
+  TORCH_CHECK(grad.size(0) == bh && grad.size(1) == n_q && grad.size(2) == value.size(2),
+              "yoso: grad must have shape (", bh, ", ", n_q, ", ", value.size(2),
+              ") like query_codes and value, got ", grad.sizes());
+  check_same_device(query, "query", query_codes);
+  check_same_device(key, "key", query_codes);
+  check_same_device(grad, "grad", query_codes);
+}
+
 }  // namespace yoso

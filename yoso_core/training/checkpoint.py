@@ -85,6 +85,17 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Rename the finished directory ``tmp`` to ``target``, replacing any ``target`` whole."""
+    if not target.exists():
+        tmp.rename(target)
+        return
+    old = target.with_name(f".old-{target.name}-{os.getpid()}")
+    target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old)
+
+
 def save_checkpoint(
     output_dir: str | os.PathLike,
     step: int,
@@ -121,13 +132,7 @@ def save_checkpoint(
     for path in tmp.iterdir():
         with open(path, "rb") as f:
             os.fsync(f.fileno())
-    if final.exists():  # a rerun from an older checkpoint overwrites a later one
-        old = root / f".old-step-{step}-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
+    replace_dir(tmp, final)  # a rerun from an older checkpoint overwrites a later one
     if keep is not None:
         for path in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(path)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,9 +158,17 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def merge_config(
-    yaml_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None, **fixed: Any
+    yaml_path: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    tasks: Sequence[str] | None = None,
+    **fixed: Any,
 ) -> TrainConfig:
-    """Defaults, then the YAML file, then ``overrides`` (None values ignored), then ``fixed``; validated."""
+    """Defaults, then the YAML file, then ``overrides`` (None values ignored), then ``fixed``; validated.
+
+    ``tasks``, when given, are the tasks the caller serves: the YAML file or ``overrides`` must
+    then name one of them (``yoso finetune`` passes ``FINETUNE_TASKS``).
+    """
     fields = _fields()
     values: dict[str, Any] = {}
     if yaml_path is not None:
@@ -169,6 +178,8 @@ def merge_config(
             raise ConfigError(f"unknown option {flag(name)}")
         if value is not None:
             values[name] = _check_type(name, value, fields[name], flag(name))
+    if tasks is not None:
+        _check_task_given(values.get("task"), tasks)
     for name, value in fixed.items():
         if name in values and values[name] != value:
             raise ConfigError(
@@ -182,6 +193,15 @@ def merge_config(
     config = TrainConfig(**values)
     validate(config)
     return config
+
+
+def _check_task_given(task: str | None, tasks: Sequence[str]) -> None:
+    """ConfigError unless ``task`` is one of ``tasks`` (it has no default here)."""
+    if task is None:
+        raise ConfigError(f"--task is required: one of {', '.join(tasks)}")
+    if task not in tasks:
+        hint = "" if "mlm" in tasks else " (use `yoso pretrain` for mlm)"
+        raise ConfigError(f"--task must be one of {', '.join(tasks)}{hint}, got {task!r}")
 
 
 def _model_length(model: Any) -> int | None:

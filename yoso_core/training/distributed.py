@@ -71,15 +71,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def mean_across(info: DistInfo, value: float) -> float:
-    """The mean of ``value`` over all processes."""
-    if not info.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
-    return t.item() / info.world_size
-
-
 def sum_across(info: DistInfo, value: float) -> float:
     """The sum of ``value`` over all processes."""
     if not info.distributed:
@@ -89,6 +80,11 @@ def sum_across(info: DistInfo, value: float) -> float:
     return t.item()
 
 
+def mean_across(info: DistInfo, value: float) -> float:
+    """The mean of ``value`` over all processes."""
+    return sum_across(info, value) / info.world_size
+
+
 def gather_objects(info: DistInfo, obj: Any) -> list[Any]:
     """``obj`` of every process, indexed by rank (a one-element list in one process)."""
     if not info.distributed:
@@ -96,15 +92,6 @@ def gather_objects(info: DistInfo, obj: Any) -> list[Any]:
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(info: DistInfo, obj: Any) -> Any:
-    """Rank 0's ``obj`` on every process."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def wrap_model(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:

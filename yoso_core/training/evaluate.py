@@ -21,11 +21,6 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def _batches(items: Sequence[Any], size: int):
-    for start in range(0, len(items), size):
-        yield start, items[start : start + size]
-
-
 @torch.no_grad()
 def run_model(
     model: nn.Module,
@@ -37,11 +32,34 @@ def run_model(
     precision: str = "fp32",
 ):
     """Yield ``(features_of_batch, model_inputs, outputs)`` for each batch, in feature order."""
-    for _, chunk in _batches(features, batch_size):
+    for start in range(0, len(features), batch_size):
+        chunk = features[start : start + batch_size]
         inputs = {k: v.to(device) for k, v in collate_fn(list(chunk)).items()}
         with autocast(device, precision):
             outputs = model(**inputs)
         yield chunk, inputs, outputs
+
+
+def feature_outputs(task: str, features: Sequence[dict], out: Any) -> list[dict]:
+    """Split a batch of model outputs into one dict of numpy arrays per feature (what ``decode`` takes).
+
+    Padding is trimmed: to the feature's tokens (qa, mlm, token-classification) or choices.
+    """
+    result = []
+    for i, feature in enumerate(features):
+        n = len(feature["input_ids"])  # tokens; choices for multiple-choice
+        if task == "qa":
+            result.append(
+                {
+                    "start_logits": out.start_logits[i, :n].float().cpu().numpy(),
+                    "end_logits": out.end_logits[i, :n].float().cpu().numpy(),
+                }
+            )
+        elif task in ("mlm", "token-classification", "multiple-choice"):
+            result.append({"logits": out.logits[i, :n].float().cpu().numpy()})
+        else:
+            result.append({"logits": out.logits[i].float().cpu().numpy()})
+    return result
 
 
 def evaluate(
@@ -100,14 +118,7 @@ def evaluate(
                         pred_tags.append([id2label[p] for p, _ in keep])
                         gold_tags.append([id2label[g] for _, g in keep])
                 elif task == "qa":
-                    for i, feature in enumerate(chunk):
-                        n = len(feature["input_ids"])
-                        qa_outputs.append(
-                            {
-                                "start_logits": out.start_logits[i, :n].float().cpu().numpy(),
-                                "end_logits": out.end_logits[i, :n].float().cpu().numpy(),
-                            }
-                        )
+                    qa_outputs += feature_outputs(task, chunk, out)
     finally:
         model.train(was_training)
     result: dict[str, float] = {}

@@ -40,7 +40,7 @@ from .build import (
 from .config import ConfigError, TrainConfig, save_config
 from .evaluate import autocast, evaluate
 from .optim import build_optimizer, build_scheduler
-from .reporting import MetricsLog, Progress, format_metrics
+from .reporting import MetricsLog, Progress, finite_or_none, format_metrics
 from .schedule import BatchSchedule
 
 RUN_TOKENIZER_DIR = "tokenizer"
@@ -62,14 +62,9 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (without the model)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("is_main", "model")}
-        data["metrics"] = {k: _finite_or_none(v) for k, v in self.metrics.items()}
-        data["train_loss"] = _finite_or_none(self.train_loss)
+        data["metrics"] = {k: finite_or_none(v) for k, v in self.metrics.items()}
+        data["train_loss"] = finite_or_none(self.train_loss)
         return data
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN and infinities become None, so the result is strict JSON."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 @dataclass
@@ -127,8 +122,7 @@ def _tokenizer(
         tmp = output_dir / f".tmp-tokenizer-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        ckpt.replace_dir(tmp, path)
     distributed.barrier(info)
     return load_tokenizer(str(path), max_length=max_length)
 
@@ -140,13 +134,7 @@ def _save_final(model, tokenizer, output_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    if final.exists():
-        old = output_dir / f".old-final-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
+    ckpt.replace_dir(tmp, final)
     return final
 
 
@@ -154,16 +142,14 @@ def train(config: TrainConfig) -> TrainResult:
     """Train as ``config`` says (one process, or one rank under torchrun) and return the result."""
     quiet_transformers()
     info = distributed.setup(config.device)
-    ok = False
     try:
         result = _train(config, info)
-        ok = True
-        return result
-    finally:
-        if ok:
-            distributed.teardown(info)
-        elif info.distributed and torch.distributed.is_initialized():
+    except BaseException:
+        if info.distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+        raise
+    distributed.teardown(info)
+    return result
 
 
 def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
@@ -318,12 +304,13 @@ def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
                 position = step * accumulation + micro
                 mask_generator.manual_seed((config.seed * 1_000_003 + position) * 1_009 + info.rank)
                 batch = collate_fn([train_features[i] for i in schedule.indices(position)])
-                batch = {k: v.to(info.device) for k, v in batch.items()}
+                # counted on the CPU batch: no device sync per micro-batch
                 window.tokens += (
                     int(batch["attention_mask"].sum())
                     if "attention_mask" in batch
                     else batch["input_ids"].numel()
                 )
+                batch = {k: v.to(info.device) for k, v in batch.items()}
                 sync = info.distributed and micro < accumulation - 1
                 with ddp_model.no_sync() if sync else contextlib.nullcontext():
                     with autocast(info.device, config.precision):

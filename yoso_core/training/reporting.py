@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 
+def finite_or_none(value: Any) -> Any:
+    """NaN and infinities become None, so a record is strict JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 class MetricsLog:
     """Append-only JSON-lines metrics file."""
 
@@ -35,7 +40,7 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (non-finite floats become null so every line is strict JSON)."""
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        clean = {k: finite_or_none(v) for k, v in record.items()}
         with open(self.path, "a") as f:
             f.write(json.dumps(clean) + "\n")
 
