@@ -38,6 +38,34 @@ def test_yaml_int_accepted_for_float_and_saved_config_round_trips(tmp_path):
     assert merge_config(saved) == config
 
 
+def test_yaml_numbers_in_exponent_form_are_accepted(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-3 and 1e3, which have no dot, as strings
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1e-3\nadam_epsilon: 1E-6\nmax_steps: 1e3\nwarmup_steps: '20'\n")
+    values = read_yaml(path)
+    assert values["learning_rate"] == 1e-3 and isinstance(values["learning_rate"], float)
+    assert values["adam_epsilon"] == 1e-6
+    assert values["max_steps"] == 1000 and isinstance(values["max_steps"], int)
+    assert values["warmup_steps"] == 20
+    config = merge_config(path, task="mlm")
+    assert config.learning_rate == 1e-3 and config.max_steps == 1000
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("max_steps: 1.5e0\n", "`max_steps` must be int, got '1.5e0'"),
+        ("learning_rate: fast\n", "`learning_rate` must be float, got 'fast'"),
+        ("learning_rate: 'inf'\n", "`learning_rate` must be float, got 'inf'"),
+    ],
+)
+def test_non_numbers_and_fractions_for_int_are_still_refused(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        merge_config(path, task="mlm")
+
+
 def test_unknown_yaml_key_is_named(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("max_steps: 3\nlearnin_rate: 0.1\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import typing
 from collections.abc import Sequence
@@ -106,6 +107,17 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _number(value: Any) -> float | None:
+    """A finite number written as a string (``"1e-3"``, which YAML 1.1 reads as text), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        number = float(value.strip().replace("_", ""))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _check_type(name: str, value: Any, hint: Any, source: str) -> Any:
     """Return ``value`` converted to the field's type, or raise ConfigError naming the key."""
     args = typing.get_args(hint)
@@ -121,9 +133,15 @@ def _check_type(name: str, value: Any, hint: Any, source: str) -> Any:
     elif base is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        number = _number(value)
+        if number is not None and number.is_integer():
+            return int(number)
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        number = _number(value)
+        if number is not None:
+            return number
     elif base is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
