@@ -211,3 +211,53 @@ def test_model_without_task_is_refused(models, tmp_path):
     (bare / "config.json").write_text(json.dumps(config))
     with pytest.raises(PredictError, match="does not say which task"):
         list(predict(bare, []))
+
+
+def labelled_inputs(task: str, count: int) -> list[str]:
+    """``count`` built-in validation records of ``task`` as predict lines, labels kept (a dev file)."""
+    records = load_task_data(task, seed=5, seq_len=64, num_train=1, num_validation=count)["validation"]
+    return [json.dumps({"id": f"r{i}", **record}) for i, record in enumerate(records)]
+
+
+@pytest.mark.parametrize("task", ["classification", "token-classification", "qa", "multiple-choice"])
+def test_labels_in_the_input_are_scored_not_encoded(models, task):
+    lines = labelled_inputs(task, 4)
+    metrics = []
+    outputs = list(predict(models[task], lines, batch_size=3, on_metrics=metrics.append))
+    assert outputs == list(predict(models[task], inputs(task, 4), batch_size=3))  # labels change nothing
+    (reported,) = metrics
+    assert reported["lines"] == 4
+    records = [json.loads(line) for line in lines]
+    if task == "classification":
+        want = sum(o["label"] == str(r["label"]) for o, r in zip(outputs, records)) / 4
+        assert reported["accuracy"] == pytest.approx(want)
+    elif task == "multiple-choice":
+        want = sum(o["choice"] == r["label"] for o, r in zip(outputs, records)) / 4
+        assert reported["accuracy"] == pytest.approx(want)
+    elif task == "token-classification":
+        pairs = [(a, b) for o, r in zip(outputs, records) for a, b in zip(o["tags"], r["tags"])]
+        assert reported["token_accuracy"] == pytest.approx(sum(a == b for a, b in pairs) / len(pairs))
+        assert {"precision", "recall", "f1"} <= set(reported)
+    else:
+        assert {"exact_match", "f1"} <= set(reported)
+    # only the labelled lines count; unlabelled input reports nothing
+    mixed = [lines[0], inputs(task, 2)[1]]
+    metrics.clear()
+    list(predict(models[task], mixed, on_metrics=metrics.append))
+    assert metrics[0]["lines"] == 1
+    metrics.clear()
+    list(predict(models[task], inputs(task, 2), on_metrics=metrics.append))
+    assert metrics == []
+
+
+def test_cli_labelled_input_reports_metrics_on_stderr(models):
+    line = json.dumps({"text": "[MAX 2 3 ]", "label": "3"})
+    result = invoke("predict", "--model", models["classification"], stdin=line + "\n")
+    assert result.exit_code == 0, result.stderr
+    (out,) = [json.loads(x) for x in result.stdout.splitlines()]
+    reported = json.loads(result.stderr.strip())["metrics"]
+    assert reported == {"lines": 1, "accuracy": float(out["label"] == "3")}
+    tagged = json.dumps({"tokens": ["alpha", "beta"], "tags": ["O", "O"]})
+    result = invoke("predict", "--model", models["token-classification"], stdin=tagged + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stderr.strip())["metrics"]["lines"] == 1

@@ -5,6 +5,8 @@ read lazily and answered in batches of ``batch_size`` records, in input order, w
 copied (see ``yoso_core.data.decode`` for each task's output). Blank lines are skipped. A malformed
 line raises ``DataError`` naming its 1-based line number, after the answers of every earlier line
 were yielded; with ``skip_invalid`` it is reported through ``on_error`` instead and skipped.
+Labels in the input (a validation file) are not model inputs: they are scored against the answers,
+and the task's metrics over the labelled lines go to ``on_metrics`` at the end (see ``score``).
 Sampled hash functions are drawn from a fixed seed, so the same input always gives the same output.
 """
 
@@ -40,7 +42,14 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
     """Load the model, tokenizer and task of a saved model directory."""
     from .data import load_tokenizer
     from .modeling import TASK_MODELS
-    from .training.build import has_tokenizer, load_model_config, quiet_transformers, task_of
+    from .training.build import (
+        has_tokenizer,
+        load_saved_config,
+        max_length_of,
+        quiet_transformers,
+        task_model_class,
+        task_of,
+    )
     from .training.config import DEVICES
     from .training.distributed import pick_device
 
@@ -51,7 +60,7 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
             f"--model {str(path)!r} is not a model directory (no config.json); give OUTPUT_DIR/final"
         )
     try:
-        config = load_model_config(path)
+        config = load_saved_config(path)  # YOSO, or the softmax baseline (RoBERTa)
     except ValueError as exc:
         raise PredictError(str(exc)) from None
     task = task_of(config)
@@ -70,10 +79,11 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
         target = pick_device(device)
     except ValueError as exc:
         raise PredictError(str(exc)) from None
-    model = TASK_MODELS[task].from_pretrained(str(path)).to(target).eval()
-    tokenizer = load_tokenizer(str(path), max_length=config.max_position_embeddings)
+    model = task_model_class(config, task).from_pretrained(str(path)).to(target).eval()
+    max_length = max_length_of(config)
+    tokenizer = load_tokenizer(str(path), max_length=max_length)
     id2label = {int(k): v for k, v in config.id2label.items()} if task in _LABELLED else None
-    return Predictor(task, model, tokenizer, target, config.max_position_embeddings, id2label)
+    return Predictor(task, model, tokenizer, target, max_length, id2label)
 
 
 _LABELLED = ("classification", "token-classification")
@@ -132,6 +142,41 @@ def _stderr_error(error: dict) -> None:
     print(json.dumps(error), file=sys.stderr, flush=True)
 
 
+def _stderr_metrics(metrics: dict) -> None:
+    print(json.dumps({"metrics": metrics}), file=sys.stderr, flush=True)
+
+
+# The key of each task's gold label in a record (mlm has none).
+LABEL_KEYS = {
+    "classification": "label",
+    "token-classification": "tags",
+    "qa": "answers",
+    "multiple-choice": "label",
+}
+
+
+def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
+    """The task's metrics of ``answers`` against the gold labels of the same lines, plus ``"lines"``.
+
+    classification and multiple-choice: accuracy; token-classification: entity precision, recall
+    and F1 and token accuracy; qa: SQuAD exact match and F1 (in %).
+    """
+    from .training import metrics
+
+    result: dict[str, float] = {"lines": len(golds)}
+    if task == "classification":
+        result["accuracy"] = metrics.accuracy([a["label"] for a in answers], [str(g) for g in golds])
+    elif task == "multiple-choice":
+        result["accuracy"] = metrics.accuracy([a["choice"] for a in answers], golds)
+    elif task == "token-classification":
+        predicted = [a["tags"] for a in answers]
+        result.update(metrics.entity_metrics(golds, predicted))
+        result["token_accuracy"] = metrics.token_accuracy(golds, predicted)
+    elif task == "qa":
+        result.update(metrics.squad_metrics([a["answer"] for a in answers], [g["text"] for g in golds]))
+    return result
+
+
 def predict(
     model_dir: str | Path | Predictor,
     lines: Iterable[str],
@@ -139,12 +184,15 @@ def predict(
     skip_invalid: bool = False,
     *,
     on_error: Callable[[dict], None] | None = None,
+    on_metrics: Callable[[dict], None] | None = None,
     device: str = "auto",
     seed: int = 0,
 ) -> Iterator[dict]:
     """Output dicts for the input ``lines`` (see the module docstring), streamed batch by batch.
 
     ``on_error`` receives ``{"line", "error"}`` for each skipped line (default: one JSON line on stderr).
+    ``on_metrics`` receives ``score(...)`` of the labelled lines once all lines are answered, when
+    any line carried a label (default: ``{"metrics": {...}}`` as one JSON line on stderr).
     """
     from .data import DataError, parse_predict_line
 
@@ -152,8 +200,21 @@ def predict(
         raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")
     predictor = model_dir if isinstance(model_dir, Predictor) else load_predictor(model_dir, device=device)
     report = on_error or _stderr_error
+    label_key = LABEL_KEYS.get(predictor.task)
+    golds: list[Any] = []  # gold label of each labelled line, in order
+    scored: list[dict] = []  # the answers of those lines
     devices = [predictor.device] if predictor.device.type == "cuda" else []
     pending: list[dict] = []
+    labelled: list[bool] = []  # of each pending record: does it carry a label
+
+    def flush() -> Iterator[dict]:
+        for result, has_label in zip(answer(predictor, pending, batch_size), labelled):
+            if has_label:
+                scored.append(result)
+            yield result
+        pending.clear()
+        labelled.clear()
+
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for number, line in enumerate(lines, start=1):
@@ -163,12 +224,16 @@ def predict(
                 record = parse_predict_line(predictor.task, line.rstrip("\r\n"), number)
             except DataError as exc:
                 if not skip_invalid:
-                    yield from answer(predictor, pending, batch_size)
+                    yield from flush()
                     raise
                 report({"line": number, "error": str(exc)})
                 continue
+            labelled.append(label_key in record)
+            if labelled[-1]:
+                golds.append(record.pop(label_key))  # a label is not a model input
             pending.append(record)
             if len(pending) == batch_size:
-                yield from answer(predictor, pending, batch_size)
-                pending = []
-        yield from answer(predictor, pending, batch_size)
+                yield from flush()
+        yield from flush()
+    if golds:
+        (on_metrics or _stderr_metrics)(score(predictor.task, golds, scored))

@@ -78,6 +78,8 @@ def command(
     multiple-choice {"context", "choices"} -> {"choice", "scores"}; fill-mask {"text": "... <mask>
     ..."} or a plain line -> {"fills"}. A malformed line stops the command with exit 2 naming the
     line, after the answers of all earlier lines were written; --skip-invalid goes on instead.
+    Lines that carry their label (a validation file: "label", "tags" or "answers") are answered
+    the same; at the end the task's metrics over them go to stderr as {"metrics": {...}}.
 
     Examples:
 
