@@ -293,12 +293,13 @@ def test_bf16_autocast_and_gradient_accumulation(tmp_path):
 
 
 def test_a_non_yoso_model_directory_is_refused(tmp_path):
-    other = tmp_path / "roberta"
+    # RoBERTa directories train as the softmax baseline (tests/test_softmax_baseline.py); others need convert
+    other = tmp_path / "bert"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "roberta", "hidden_size": 64}))
+    (other / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 64}))
     result = invoke("finetune", "--task", "qa", "--model", str(other), "--output-dir", str(tmp_path / "o"))
     assert result.exit_code == 2
-    assert "holds a 'roberta' model, not a YOSO one" in result.stderr and "yoso convert" in result.stderr
+    assert "holds a 'bert' model, not a YOSO one" in result.stderr and "yoso convert" in result.stderr
     result = invoke("predict", "--model", str(other), input="")
     assert result.exit_code == 2 and "not a YOSO one" in result.stderr
 

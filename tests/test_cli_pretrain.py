@@ -48,7 +48,8 @@ def pretrained(tmp_path_factory):
         "4",
         "--vocab-size",
         "300",
-        "--sampled",
+        "--attention",
+        "sampled",
         "--num-hash",
         "8",
         "--hash-code-len",
@@ -76,7 +77,7 @@ def test_pretrain_writes_mlm_metrics_and_a_transformers_loadable_model(pretraine
     ]
     assert [e["step"] for e in evals] == [2, 4] and 0 <= evals[-1]["accuracy"] <= 1
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["task"] == "mlm" and config["use_expectation"] is False and config["conv_window"] == 3
+    assert config["task"] == "mlm" and config["attention"] == "sampled" and config["conv_window"] == 3
     ours = TASK_MODELS["mlm"].from_pretrained(out / "final")
     assert (ours.config.use_expectation, ours.config.num_hash, ours.config.hash_code_len) == (False, 8, 6)
     assert ours.config.task == "mlm" and ours.config.vocab_size <= 300
@@ -116,7 +117,8 @@ def test_finetune_from_pretrained_reuses_weights_and_tokenizer(pretrained):
         "2",
         "--learning-rate",
         "1e-12",
-        "--use-expectation",
+        "--attention",
+        "expectation",
         "--output-dir",
         str(tuned),
     )
@@ -132,7 +134,7 @@ def test_finetune_from_pretrained_reuses_weights_and_tokenizer(pretrained):
     assert tuned_tokenizer.get_vocab() == pretrained_tokenizer.get_vocab()
     assert tuned_tokenizer("item 5 is 15").input_ids == pretrained_tokenizer("item 5 is 15").input_ids
     config = TASK_MODELS["classification"].from_pretrained(tuned / "final").config
-    assert config.task == "classification" and config.use_expectation is True  # --use-expectation overrides
+    assert config.task == "classification" and config.use_expectation is True  # --attention wins
     assert config.id2label == {0: "even", 1: "odd"}
 
 

@@ -17,13 +17,13 @@ from yoso_core.training import (
 
 def test_merge_order_defaults_then_yaml_then_command_line(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("max-steps: 7\nlearning_rate: 0.003\nseq_len: 32\nuse_expectation: false\n")
+    path.write_text("max-steps: 7\nlearning_rate: 0.003\nseq_len: 32\nattention: sampled\n")
     config = merge_config(path, {"max_steps": 9, "seq_len": None, "batch_size": None}, task="qa")
     assert config.max_steps == 9  # command line beats YAML
     assert config.learning_rate == 0.003  # YAML beats the default
     assert config.seq_len == 32  # None on the command line means "not given"
     assert config.batch_size == TrainConfig().batch_size
-    assert config.use_expectation is False
+    assert config.attention == "sampled"
     assert config.task == "qa"
 
 
@@ -78,6 +78,7 @@ def test_unknown_yaml_key_is_named(tmp_path):
     [
         ("max_steps: ten\n", "`max_steps` must be int"),
         ("use_expectation: 1\n", "`use_expectation` must be bool"),
+        ("hash_code_len: many\n", "hash_code_len must be an integer or 'auto'"),
         ("- 1\n- 2\n", "must hold a mapping"),
         ("a: [1\n", "not valid YAML"),
     ],

@@ -24,7 +24,7 @@ OPTIONS = {
     "learning_rate": 1e-3,
     "seed": 11,
     "dropout": 0.0,
-    "use_expectation": True,
+    "attention": "expectation",
     "device": "cpu",
 }
 DRIVER = textwrap.dedent("""

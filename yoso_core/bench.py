@@ -354,11 +354,17 @@ def model_config(cfg: BenchConfig, max_len: int):
     from .config import YosoConfig
     from .sizes import MODEL_SIZES
 
-    base = (
-        dict(MODEL_SIZES[cfg.model])
-        if cfg.model in MODEL_SIZES
-        else YosoConfig.from_pretrained(cfg.model).to_diff_dict()
-    )
+    if cfg.model in MODEL_SIZES:
+        base = dict(MODEL_SIZES[cfg.model])
+    elif json.loads((Path(cfg.model) / "config.json").read_text()).get("model_type") == "roberta":
+        # a softmax baseline trained by `yoso finetune --attention softmax`: same sizes, its length
+        # is two rows shorter than its position table (RoBERTa's ids start at 2)
+        theirs = json.loads((Path(cfg.model) / "config.json").read_text())
+        keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        base = {k: theirs[k] for k in keep if k in theirs}
+        base["max_position_embeddings"] = int(theirs.get("max_position_embeddings", 2)) - 2
+    else:
+        base = YosoConfig.from_pretrained(cfg.model).to_diff_dict()
     base = {k: v for k, v in base.items() if k not in ("architectures", "transformers_version", "model_type")}
     fields = {
         **base,

@@ -25,3 +25,38 @@ def size_config(name: str, **overrides: Any):
             f"unknown model size {name!r}; choose one of {', '.join(MODEL_SIZES)} or give a directory"
         )
     return YosoConfig(**{**MODEL_SIZES[name], **overrides})
+
+
+# ``--hash-code-len auto`` for models trained from scratch: tau = log2(seq_len), never below 8 (what
+# short inputs use in the paper and transformers) and never above 16 (YosoConfig's bound). With unit
+# queries and keys a fixed tau lets the weight of unrelated keys grow with n; log2(n) keeps it
+# about constant (see docs/quality.md for the measurements behind this choice).
+AUTO_MIN_HASH_CODE_LEN = 8
+AUTO_MAX_HASH_CODE_LEN = 16
+
+
+def auto_hash_code_len(seq_len: int) -> int:
+    """The default ``hash_code_len`` for a new model of ``seq_len`` tokens: round(log2(n)) in [8, 16]."""
+    import math
+
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    return max(AUTO_MIN_HASH_CODE_LEN, min(AUTO_MAX_HASH_CODE_LEN, round(math.log2(seq_len))))
+
+
+def softmax_config(name: str, **overrides: Any):
+    """A transformers RobertaConfig of the named size (the softmax baseline of the same architecture).
+
+    ``max_position_embeddings`` in ``overrides`` is YOSO's (the usable length); the RoBERTa table
+    gets the two extra rows of its position offset (ids start at ``pad_token_id + 1`` = 2).
+    """
+    from transformers import RobertaConfig
+
+    if name not in MODEL_SIZES:
+        raise ValueError(
+            f"unknown model size {name!r}; choose one of {', '.join(MODEL_SIZES)} or give a directory"
+        )
+    fields = {**MODEL_SIZES[name], "type_vocab_size": 1, "layer_norm_eps": 1e-12, **overrides}
+    if "max_position_embeddings" in fields:
+        fields["max_position_embeddings"] = int(fields["max_position_embeddings"]) + 2
+    return RobertaConfig(**fields)

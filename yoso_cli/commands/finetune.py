@@ -8,6 +8,7 @@ import typer
 
 from .pretrain import (
     AccumulationOpt,
+    AttentionOpt,
     BatchSizeOpt,
     ConfigOpt,
     ConvWindowOpt,
@@ -82,6 +83,7 @@ def command(
     precision: PrecisionOpt = None,
     device: DeviceOpt = None,
     resume: ResumeOpt = None,
+    attention: AttentionOpt = None,
     use_expectation: ExpectationOpt = None,
     num_hash: NumHashOpt = None,
     hash_code_len: HashCodeLenOpt = None,
@@ -104,6 +106,8 @@ def command(
         --validation-file dev.jsonl
 
       yoso finetune --task token-classification --model tiny --max-steps 200 --precision bf16
+
+      yoso finetune --task qa --model tiny --attention softmax --seq-len 2048 --dataset builtin:facts
 
       yoso finetune --config run.yaml --resume auto
     """

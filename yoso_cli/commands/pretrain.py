@@ -175,13 +175,22 @@ ResumeOpt = Annotated[
         rich_help_panel=_RUN,
     ),
 ]
+AttentionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--attention",
+        help="sampled (YOSO, linear), expectation (YOSO-E, exact, quadratic) or softmax (the same "
+        "architecture as a transformers RoBERTa model with SDPA: the baseline). (default: the model's; "
+        "expectation from scratch)",
+        rich_help_panel=_MODEL,
+    ),
+]
 ExpectationOpt = Annotated[
     bool | None,
     typer.Option(
         "--use-expectation/--sampled",
-        help="YOSO-E (exact, "
-        "quadratic) or sampled YOSO (linear). (default: the model's; "
-        "YOSO-E from scratch)",
+        help="Deprecated: --attention expectation / --attention sampled.",
+        hidden=True,
         rich_help_panel=_MODEL,
     ),
 ]
@@ -189,7 +198,13 @@ NumHashOpt = Annotated[
     int | None, typer.Option("--num-hash", help="Hash functions of sampled YOSO.", rich_help_panel=_MODEL)
 ]
 HashCodeLenOpt = Annotated[
-    int | None, typer.Option("--hash-code-len", help="Bits per hash (tau).", rich_help_panel=_MODEL)
+    str | None,
+    typer.Option(
+        "--hash-code-len",
+        help="Bits per hash (tau), or auto. (default: the model's; from scratch auto = log2(seq-len) "
+        "rounded, clamped to [8, 16]: 8 up to 362 tokens, 10 at 1024, 11 at 2048, 12 at 4096)",
+        rich_help_panel=_MODEL,
+    ),
 ]
 ConvWindowOpt = Annotated[
     int | None, typer.Option("--conv-window", help="YOSO-C convolution window (odd).", rich_help_panel=_MODEL)
@@ -254,6 +269,7 @@ def command(
     precision: PrecisionOpt = None,
     device: DeviceOpt = None,
     resume: ResumeOpt = None,
+    attention: AttentionOpt = None,
     use_expectation: ExpectationOpt = None,
     num_hash: NumHashOpt = None,
     hash_code_len: HashCodeLenOpt = None,
@@ -271,7 +287,7 @@ def command(
 
       yoso pretrain --model tiny --seq-len 128 --max-steps 200 --output-dir runs/mlm
 
-      yoso pretrain --model small --train-file corpus.txt --seq-len 1024 --sampled --num-hash 32
+      yoso pretrain --model small --train-file corpus.txt --seq-len 1024 --attention sampled --num-hash 32
 
       yoso pretrain --config run.yaml --resume auto
 

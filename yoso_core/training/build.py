@@ -9,6 +9,12 @@
 
 The task and labels are stored in the saved config (``task``, ``id2label``, ``label2id``,
 ``architectures``) so ``yoso predict`` knows what a directory does.
+
+``--attention`` picks the model family: ``sampled`` / ``expectation`` build YOSO models (sampled
+YOSO or YOSO-E); ``softmax`` builds the same architecture with softmax attention, as transformers'
+RoBERTa classes with SDPA (YOSO's layout is RoBERTa's: post-LN, position ids from 2), so its
+``final`` directory is a RoBERTa model that ``yoso predict`` serves and ``yoso convert --from
+roberta`` turns into a YOSO one. Its position table has ``seq_len + 2`` rows, as RoBERTa's has.
 """
 
 from __future__ import annotations
@@ -27,7 +33,23 @@ ARCHITECTURE_TASKS = {
     "YosoForTokenClassification": "token-classification",
     "YosoForQuestionAnswering": "qa",
     "YosoForMultipleChoice": "multiple-choice",
+    "RobertaForMaskedLM": "mlm",
+    "RobertaForSequenceClassification": "classification",
+    "RobertaForTokenClassification": "token-classification",
+    "RobertaForQuestionAnswering": "qa",
+    "RobertaForMultipleChoice": "multiple-choice",
 }
+ATTENTIONS = ("sampled", "expectation", "softmax")
+# The transformers class of the softmax baseline for each task.
+SOFTMAX_MODELS = {
+    "mlm": "RobertaForMaskedLM",
+    "classification": "RobertaForSequenceClassification",
+    "token-classification": "RobertaForTokenClassification",
+    "qa": "RobertaForQuestionAnswering",
+    "multiple-choice": "RobertaForMultipleChoice",
+}
+# RoBERTa's position ids start at padding_idx + 1 = 2: its table has two rows more than its length.
+ROBERTA_POSITION_OFFSET = 2
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spm.model")
 
 
@@ -76,6 +98,50 @@ def load_model_config(path: str | Path):
         raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
 
 
+def saved_model_type(path: str | Path) -> str | None:
+    """The ``model_type`` in a directory's config.json (ConfigError when it cannot be read)."""
+    import json
+
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
+
+
+def load_saved_config(path: str | Path):
+    """The config of a YOSO or RoBERTa (softmax baseline) directory; ConfigError for anything else."""
+    if saved_model_type(path) != "roberta":
+        return load_model_config(path)
+    from transformers import RobertaConfig
+
+    try:
+        return RobertaConfig.from_pretrained(str(path))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
+
+
+def is_softmax(model_config: Any) -> bool:
+    """Whether a model config is the softmax baseline's (a RoBERTa config)."""
+    return getattr(model_config, "model_type", None) == "roberta"
+
+
+def max_length_of(model_config: Any) -> int:
+    """The longest input a saved model takes: RoBERTa's table has two offset rows more than that."""
+    n = int(model_config.max_position_embeddings)
+    return n - ROBERTA_POSITION_OFFSET if is_softmax(model_config) else n
+
+
+def task_model_class(model_config: Any, task: str):
+    """The class that loads a saved model of ``task``: ours for YOSO, transformers' for RoBERTa."""
+    if is_softmax(model_config):
+        import transformers
+
+        return getattr(transformers, SOFTMAX_MODELS[task])
+    from ..modeling import TASK_MODELS
+
+    return TASK_MODELS[task]
+
+
 def has_tokenizer(path: str | Path) -> bool:
     """Whether a directory holds tokenizer files."""
     return any((Path(path) / name).is_file() for name in _TOKENIZER_FILES)
@@ -85,7 +151,7 @@ def model_max_length(config: TrainConfig) -> int:
     """The tokenizer's maximum length: the model's ``max_position_embeddings`` (``seq_len`` from scratch)."""
     if from_scratch(config):
         return config.seq_len
-    limit = load_model_config(config.model).max_position_embeddings
+    limit = max_length_of(load_saved_config(config.model))
     if config.seq_len > limit:
         raise ConfigError(
             f"--seq-len {config.seq_len} exceeds the model's max_position_embeddings {limit}; use --seq-len "
@@ -132,7 +198,7 @@ def resolve_labels(config: TrainConfig, records: Sequence[dict]) -> list[str] | 
     names = label_names(config.task, records)
     if names is None or from_scratch(config):
         return names
-    saved = load_model_config(config.model)
+    saved = load_saved_config(config.model)
     if task_of(saved) != config.task or not getattr(saved, "label2id", None):
         return names
     known = [saved.id2label[i] for i in range(len(saved.id2label))]
@@ -145,53 +211,120 @@ def resolve_labels(config: TrainConfig, records: Sequence[dict]) -> list[str] | 
     return known
 
 
+_YOSO_FIELDS = ("num_hash", "hash_code_len", "conv_window")
+
+
 def _model_overrides(config: TrainConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if config.dropout is not None:
         out["hidden_dropout_prob"] = config.dropout
         out["attention_probs_dropout_prob"] = config.dropout
-    for name in ("use_expectation", "num_hash", "hash_code_len", "conv_window"):
-        if getattr(config, name) is not None:
-            out[name] = getattr(config, name)
     return out
 
 
-def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
-    """The task model: initialised from the seed (from scratch) or loaded from ``--model``."""
-    from ..modeling import TASK_MODELS
-    from ..sizes import size_config
+def _yoso_overrides(config: TrainConfig) -> dict[str, Any]:
+    """YOSO fields of the run (``--attention``, ``--num-hash``, ...); ``hash_code_len`` auto from scratch."""
+    from ..sizes import auto_hash_code_len
 
+    out: dict[str, Any] = {}
+    if config.attention is not None:
+        out["use_expectation"] = config.attention == "expectation"
+    for name in _YOSO_FIELDS:
+        if getattr(config, name) is not None:
+            out[name] = getattr(config, name)
+    if from_scratch(config):
+        out.setdefault("use_expectation", True)
+        out.setdefault("hash_code_len", auto_hash_code_len(config.seq_len))
+    return out
+
+
+def _check_attention(config: TrainConfig) -> None:
+    """ConfigError when ``--attention`` does not fit ``--model`` or YOSO options come with softmax."""
+    if config.attention == "softmax":
+        given = [name for name in _YOSO_FIELDS if getattr(config, name) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(
+                f"{flags} set YOSO attention and mean nothing with --attention softmax; drop them or "
+                "choose --attention sampled|expectation"
+            )
+    if from_scratch(config):
+        return
+    softmax_dir = saved_model_type(config.model) == "roberta"
+    if softmax_dir and config.attention not in (None, "softmax"):
+        raise ConfigError(
+            f"--model {config.model!r} holds a softmax (RoBERTa) model; to train it with --attention "
+            f"{config.attention}, convert it first: `yoso convert {config.model} DST --from roberta`"
+        )
+    if not softmax_dir and config.attention == "softmax":
+        raise ConfigError(
+            f"--model {config.model!r} holds a YOSO model; --attention softmax trains a RoBERTa model, from "
+            "scratch (--model tiny|small|base) or from a RoBERTa directory"
+        )
+    if softmax_dir:
+        given = [name for name in _YOSO_FIELDS if getattr(config, name) is not None]
+        if given:
+            raise ConfigError(
+                f"--{given[0].replace('_', '-')} sets YOSO attention, but --model {config.model!r} is a "
+                "softmax (RoBERTa) model; convert it with `yoso convert --from roberta` first"
+            )
+
+
+def _special_ids(tokenizer) -> dict[str, Any]:
+    return {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id
+        if tokenizer.bos_token_id is not None
+        else tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.eos_token_id
+        if tokenizer.eos_token_id is not None
+        else tokenizer.sep_token_id,
+    }
+
+
+def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
+    """The task model: initialised from the seed (from scratch) or loaded from ``--model``.
+
+    YOSO (``--attention sampled|expectation``) or the softmax baseline (``--attention softmax``:
+    transformers' RoBERTa class of the task, SDPA attention, same sizes, vocabulary and length).
+    """
+    from ..modeling import TASK_MODELS
+    from ..sizes import size_config, softmax_config
+
+    _check_attention(config)
     fields = _model_overrides(config)
     if labels is not None:
         fields["id2label"] = dict(enumerate(labels))
         fields["label2id"] = {name: i for i, name in enumerate(labels)}
         fields["num_labels"] = len(labels)
-    model_class = TASK_MODELS[config.task]
+    softmax = config.attention == "softmax" or (
+        not from_scratch(config) and saved_model_type(config.model) == "roberta"
+    )
     if from_scratch(config):
-        special = {
-            "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.bos_token_id
-            if tokenizer.bos_token_id is not None
-            else tokenizer.cls_token_id,
-            "eos_token_id": tokenizer.eos_token_id
-            if tokenizer.eos_token_id is not None
-            else tokenizer.sep_token_id,
-        }
-        model_config = size_config(
-            config.model,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=config.seq_len,
-            **special,
-            **fields,
+        sizes = dict(
+            vocab_size=len(tokenizer), max_position_embeddings=config.seq_len, **_special_ids(tokenizer)
         )
-        model = model_class(model_config)
+        if softmax:
+            import transformers
+
+            model_config = softmax_config(config.model, **sizes, **fields)
+            model_class = getattr(transformers, SOFTMAX_MODELS[config.task])
+            model = model_class._from_config(model_config, attn_implementation="sdpa")
+        else:
+            model_config = size_config(config.model, **sizes, **fields, **_yoso_overrides(config))
+            model = TASK_MODELS[config.task](model_config)
     else:
-        saved = load_model_config(config.model)
+        saved = load_saved_config(config.model)
         if len(tokenizer) > saved.vocab_size:
             raise ConfigError(
                 f"the tokenizer has {len(tokenizer)} tokens but --model {config.model!r} only "
                 f"{saved.vocab_size} embeddings; use the model's own tokenizer"
             )
+        model_class = task_model_class(saved, config.task)
+        if softmax:
+            fields["attn_implementation"] = "sdpa"
+        else:
+            fields.update(_yoso_overrides(config))
         try:
             model = model_class.from_pretrained(config.model, **fields)
         except (OSError, ValueError, RuntimeError) as exc:

@@ -23,6 +23,7 @@ import yaml
 from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
 from ..sizes import MODEL_SIZES
 
+ATTENTIONS = ("sampled", "expectation", "softmax")
 TASKS = ("mlm", "classification", "token-classification", "qa", "multiple-choice")
 FINETUNE_TASKS = TASKS[1:]
 PRECISIONS = ("fp32", "bf16")
@@ -79,9 +80,11 @@ class TrainConfig:
     resume: str | None = None  # a checkpoint directory, or "auto" for the newest complete one
     # Model fields (from scratch; on a directory they override its config).
     dropout: float | None = None  # hidden and attention dropout; None = the model's own
-    use_expectation: bool | None = None  # True = YOSO-E, False = sampled; None = the model's own
+    # sampled | expectation (YOSO-E) | softmax (the RoBERTa baseline); None = the model's own
+    # (YOSO-E from scratch).
+    attention: str | None = None
     num_hash: int | None = None
-    hash_code_len: int | None = None
+    hash_code_len: int | None = None  # None = the model's own; from scratch auto: log2(seq_len) in [8, 16]
     conv_window: int | None = None
 
     def resolved_output_dir(self) -> Path:
@@ -120,6 +123,8 @@ def _number(value: Any) -> float | None:
 
 def _check_type(name: str, value: Any, hint: Any, source: str) -> Any:
     """Return ``value`` converted to the field's type, or raise ConfigError naming the key."""
+    if name == "hash_code_len":
+        return _hash_code_len(value, source)
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
@@ -167,6 +172,8 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
+        if name in _ALIASES:
+            name, value = _alias(name, value, f"{path}: `{key}`")
         if name not in fields:
             raise ConfigError(
                 f"--config: unknown key {key!r} in {path}; valid keys are: {', '.join(sorted(fields))}"
@@ -192,6 +199,12 @@ def merge_config(
     if yaml_path is not None:
         values.update(read_yaml(yaml_path))
     for name, value in (overrides or {}).items():
+        if name in _ALIASES:
+            if value is None:
+                continue
+            name, value = _alias(name, value, flag(name))
+            if (overrides or {}).get(name) not in (None, value):
+                raise ConfigError(f"--attention {overrides[name]} contradicts the older flag it replaces")
         if name not in fields:
             raise ConfigError(f"unknown option {flag(name)}")
         if value is not None:
@@ -213,6 +226,30 @@ def merge_config(
     return config
 
 
+# Older option names kept working: ``use_expectation: true|false`` (``--use-expectation/--sampled``).
+_ALIASES = ("use_expectation",)
+
+
+def _alias(name: str, value: Any, source: str) -> tuple[str, Any]:
+    """(new name, new value) of a deprecated option; ConfigError for a value of the wrong type."""
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{source}: `use_expectation` must be bool, got {value!r} (use `attention:` instead)"
+        )
+    return "attention", "expectation" if value else "sampled"
+
+
+def _hash_code_len(value: Any, source: str) -> int | None:
+    """``hash_code_len``: an integer, or ``auto`` (None: log2(seq_len) for a new model)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f"{source}: hash_code_len must be an integer or 'auto', got {value!r}")
+
+
 def _check_task_given(task: str | None, tasks: Sequence[str]) -> None:
     """ConfigError unless ``task`` is one of ``tasks`` (it has no default here)."""
     if task is None:
@@ -228,9 +265,12 @@ def _model_length(model: Any) -> int | None:
     if path is None or not path.is_file():
         return None
     try:
-        length = json.loads(path.read_text()).get("max_position_embeddings")
-    except (OSError, ValueError):
+        saved = json.loads(path.read_text())
+        length = saved.get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
         return None  # validate() and the model loader report unreadable configs
+    if saved.get("model_type") == "roberta" and isinstance(length, int):
+        length -= 2  # RoBERTa's table holds two offset rows (position ids start at 2)
     return length if isinstance(length, int) and length >= 8 else None
 
 
@@ -276,6 +316,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"--seq-len must be at least 8 tokens, got {config.seq_len}")
     if not config.learning_rate > 0:
         raise ConfigError(f"--learning-rate must be > 0, got {config.learning_rate}")
+    if config.attention is not None and config.attention not in ATTENTIONS:
+        raise ConfigError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     if config.device not in DEVICES:
