@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -248,3 +249,85 @@ def test_qa_without_an_answer_points_every_window_at_the_start(tokenizer):
     assert all(f["start_positions"] == f["end_positions"] == 0 for f in features)
     unlabelled = encode("qa", [{"question": "q", "context": context}], tokenizer, seq_len=48, stride=8)
     assert all("start_positions" not in f for f in unlabelled)
+
+
+# ---- strided windows over long inputs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "body", "stride"), [(5, 10, 2), (10, 10, 2), (11, 10, 2), (803, 62, 16), (100, 9, 0)]
+)
+def test_windows_cover_every_token_and_own_each_once(n, body, stride):
+    from yoso_core.data.encoding import windows
+
+    spans = windows(n, body, stride)
+    assert spans[0][0] == 0 and spans[-1][1] == n
+    owned = [t for _, _, a, b in spans for t in range(a, b)]
+    assert owned == list(range(n))  # each token owned by exactly one window, in order
+    for (start, end, a, b), following in zip(spans, [*spans[1:], None]):
+        assert end - start == min(body, n) and start <= a <= b <= end
+        if following is not None:
+            assert end - following[0] >= stride  # neighbours overlap by at least the stride
+            # an owned token has at least as much context here as in the next window
+            assert all(
+                min(t - start, end - 1 - t) >= min(t - following[0], following[1] - 1 - t)
+                for t in range(a, b)
+            )
+    with pytest.raises(ValueError, match="stride"):
+        windows(20, 8, 8)
+
+
+def test_long_token_classification_input_is_tagged_throughout(tokenizer):
+    words = [("Lists", "B-CAP"), ("are", "O"), ("42", "B-NUM"), ("supercalifragilistic", "O")] * 200
+    record = {"tokens": [w for w, _ in words], "tags": [t for _, t in words]}
+    label2id = {"O": 0, "B-CAP": 1, "B-NUM": 2}
+    features = encode("token-classification", [record], tokenizer, seq_len=64, label2id=label2id)
+    assert len(features) > 10 and all(len(f["input_ids"]) <= 64 for f in features)
+    # every word carries its tag exactly once, on its first sub-token
+    tagged = [
+        (f["word_ids"][k], f["labels"][k])
+        for f in features
+        for k in range(len(f["labels"]))
+        if f["labels"][k] != -100
+    ]
+    assert tagged == [(i, label2id[t]) for i, (_, t) in enumerate(words)]
+    # logits that say each word's true tag at every one of its sub-tokens decode to every tag
+    outputs = []
+    for f in features:
+        logits = np.zeros((len(f["input_ids"]), 3))
+        for k, w in enumerate(f["word_ids"]):
+            logits[k, label2id[words[w][1]] if w >= 0 else 0] = 5.0
+        outputs.append({"logits": logits})
+    (out,) = decode(
+        "token-classification",
+        [record],
+        features,
+        outputs,
+        tokenizer,
+        id2label={v: k for k, v in label2id.items()},
+    )
+    assert out["tags"] == record["tags"]
+    assert len(out["entities"]) == 400
+
+
+def test_long_fill_mask_input_answers_every_mask(tokenizer):
+    words = ("the value of the list is " * 150).split()
+    for k in (3, 400, len(words) - 2):
+        words[k] = "<mask>"
+    record = {"text": " ".join(words)}
+    features = encode("mlm", [record], tokenizer, seq_len=64)
+    assert all(
+        len(f["input_ids"]) <= 64 and f["input_ids"][0] == 0 and f["input_ids"][-1] == 2 for f in features
+    )
+    assert sorted(m for f in features for _, m in f["masks"]) == [0, 1, 2]
+    assert all(f["input_ids"][k] == tokenizer.mask_token_id for f in features for k, _ in f["masks"])
+    target = tokenizer(" value", add_special_tokens=False)["input_ids"][0]
+    outputs = []
+    for f in features:
+        logits = np.zeros((len(f["input_ids"]), len(tokenizer)))
+        logits[:, target] = 10.0
+        outputs.append({"logits": logits})
+    (out,) = decode("mlm", [record], features, outputs, tokenizer, top_k=2)
+    assert len(out["fills"]) == 3 and all(options[0]["token"] == "value" for options in out["fills"])
+    last = out["fills"][2][0]["sequence"]
+    assert last.count("<mask>") == 2 and last.endswith("value is")

@@ -261,3 +261,14 @@ def test_cli_labelled_input_reports_metrics_on_stderr(models):
     result = invoke("predict", "--model", models["token-classification"], stdin=tagged + "\n")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stderr.strip())["metrics"]["lines"] == 1
+
+
+def test_long_inputs_are_predicted_throughout(models):
+    """Inputs far longer than the model's 64 positions: every word tagged, every mask filled."""
+    words = ("Lists are mutable sequences of 42 values " * 120).split()  # 840 words
+    (out,) = predict(models["token-classification"], [json.dumps({"tokens": words})])
+    assert len(out["tags"]) == len(words)
+    text = " ".join(words[:3] + ["<mask>"] + words[4:400] + ["<mask>"] + words[401:-1] + ["<mask>"])
+    (out,) = predict(models["mlm"], [json.dumps({"text": text})])
+    assert len(out["fills"]) == 3 and all(len(options) == 5 for options in out["fills"])
+    assert out["fills"][2][0]["sequence"].startswith(" ".join(words[:3]) + " <mask>")

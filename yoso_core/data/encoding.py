@@ -1,4 +1,7 @@
-"""Records to features: token ids per task, QA windows, word-label alignment, MLM chunks.
+"""Records to features: token ids per task, strided windows, word-label alignment, MLM chunks.
+
+Inputs longer than ``seq_len`` are cut into overlapping windows (QA, token classification and
+masked-LM prediction), so no token is dropped; classification and multiple choice truncate.
 
 A feature is a dict of python lists of ints (the model inputs and labels) plus bookkeeping that
 ``decode`` needs: ``example_index`` (its record), ``word_ids`` (token classification) and
@@ -31,25 +34,64 @@ def _label_id(label2id: dict[str, int] | None, label: str, index: int, what: str
     return label2id[label]
 
 
-def _mlm(records: list[dict], tokenizer, seq_len: int, pack: bool | None) -> list[dict]:
-    """Texts joined by ``</s>`` and cut into chunks of ``seq_len`` (``<s> ... </s>``); with
-    ``pack=False`` (the default when a text holds ``<mask>``: prediction input) one per record."""
-    mask = tokenizer.mask_token
-    if pack is None:
-        pack = not (mask and any(mask in r["text"] for r in records))
-    if not pack:
-        return [
-            {
-                "input_ids": tokenizer(r["text"], truncation=True, max_length=seq_len)["input_ids"],
-                "example_index": i,
-            }
-            for i, r in enumerate(records)
-        ]
+def _bos_eos(tokenizer) -> tuple[int, int]:
+    """The ids that open and close a single sequence (``<s>`` and ``</s>``)."""
     bos = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     if bos is None or eos is None:
         raise ValueError("masked-LM chunks need a tokenizer with cls/bos and sep/eos tokens")
+    return bos, eos
+
+
+def windows(n: int, body: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """Windows of at most ``body`` tokens over ``n`` tokens, consecutive ones sharing ``stride``.
+
+    Returns ``(start, end, own_start, own_end)`` per window: the window is tokens ``[start, end)``
+    and it *owns* ``[own_start, own_end)``, the tokens closer to its middle than to any other
+    window's, so each token is owned by exactly one window (the one giving it the most context).
+    Every window is full (the last one is moved back to end at ``n``); one window when ``n <= body``.
+    """
+    if stride < 0 or stride >= body:
+        raise ValueError(f"the stride ({stride}) must be at least 0 and below the window ({body} tokens)")
+    starts = [0]
+    while starts[-1] + body < n:
+        starts.append(min(starts[-1] + body - stride, n - body))
+    ends = [min(s + body, n) for s in starts]
+    cuts = [0, *((ends[i] + starts[i + 1]) // 2 for i in range(len(starts) - 1)), n]
+    return [(s, e, cuts[i], cuts[i + 1]) for i, (s, e) in enumerate(zip(starts, ends))]
+
+
+def _mlm_windows(text: str, index: int, tokenizer, body: int, stride: int) -> list[dict]:
+    """Windows of one prediction text, each with ``masks``: ``[position, mask number]`` of the
+    ``<mask>`` tokens it owns (every mask is owned once); windows that own no mask are dropped,
+    except the first when the text holds none."""
+    bos, eos = _bos_eos(tokenizer)
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    numbers = {}  # token position -> mask number
+    for t, token in enumerate(ids):
+        if token == tokenizer.mask_token_id:
+            numbers[t] = len(numbers)
+    features = []
+    for start, end, own_start, own_end in windows(len(ids), body, stride):
+        masks = [[t - start + 1, m] for t, m in numbers.items() if own_start <= t < own_end]
+        if masks or (not numbers and not features):
+            features.append(
+                {"input_ids": [bos, *ids[start:end], eos], "masks": masks, "example_index": index}
+            )
+    return features
+
+
+def _mlm(records: list[dict], tokenizer, seq_len: int, pack: bool | None, stride: int) -> list[dict]:
+    """Texts joined by ``</s>`` and cut into chunks of ``seq_len`` (``<s> ... </s>``); with
+    ``pack=False`` (the default when a text holds ``<mask>``: prediction input) strided windows
+    of each record (see ``_mlm_windows``)."""
+    mask = tokenizer.mask_token
+    if pack is None:
+        pack = not (mask and any(mask in r["text"] for r in records))
+    bos, eos = _bos_eos(tokenizer)
     body = seq_len - 2  # room for <s> and </s>
+    if not pack:
+        return [f for i, r in enumerate(records) for f in _mlm_windows(r["text"], i, tokenizer, body, stride)]
     stream: list[int] = []
     starts = []  # starts[i]: where record i begins in the stream
     for first in range(0, len(records), _BATCH):
@@ -75,25 +117,33 @@ def _classification(records, tokenizer, seq_len, label2id) -> list[dict]:
     return features
 
 
-def _token_classification(records, tokenizer, seq_len, label2id) -> list[dict]:
+def _token_classification(records, tokenizer, seq_len, label2id, stride) -> list[dict]:
+    """Strided windows over each record's sub-tokens; a word's tag sits on its first sub-token in
+    the one window that owns it (``first_tokens`` lists those positions per window)."""
+    bos, eos = _bos_eos(tokenizer)
     features = []
     for i, record in enumerate(records):
-        enc = tokenizer(record["tokens"], is_split_into_words=True, truncation=True, max_length=seq_len)
-        word_ids = [-1 if w is None else w for w in enc.word_ids()]
-        feature = {
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            "word_ids": word_ids,
-            "example_index": i,
-        }
-        if "tags" in record:
-            tag_ids = [_label_id(label2id, tag, i, "tag") for tag in record["tags"]]
-            # Only the first sub-token of each word carries the word's tag.
-            feature["labels"] = [
-                tag_ids[w] if w >= 0 and (k == 0 or word_ids[k - 1] != w) else IGNORE
-                for k, w in enumerate(word_ids)
-            ]
-        features.append(feature)
+        tag_ids = [_label_id(label2id, tag, i, "tag") for tag in record["tags"]] if "tags" in record else None
+        enc = tokenizer(record["tokens"], is_split_into_words=True, add_special_tokens=False, verbose=False)
+        ids = enc["input_ids"]
+        words = [-1 if w is None else w for w in enc.word_ids()]
+        starts = {t for t, w in enumerate(words) if w >= 0 and (t == 0 or words[t - 1] != w)}
+        for start, end, own_start, own_end in windows(len(ids), seq_len - 2, stride):
+            word_ids = [-1, *words[start:end], -1]
+            first = [t - start + 1 for t in range(own_start, own_end) if t in starts]
+            feature = {
+                "input_ids": [bos, *ids[start:end], eos],
+                "attention_mask": [1] * (end - start + 2),
+                "word_ids": word_ids,
+                "first_tokens": first,
+                "example_index": i,
+            }
+            if tag_ids is not None:
+                labels = [IGNORE] * len(word_ids)
+                for k in first:
+                    labels[k] = tag_ids[word_ids[k]]
+                feature["labels"] = labels
+            features.append(feature)
     return features
 
 
@@ -177,10 +227,14 @@ def encode(
     """Features of ``records`` for ``task``: dicts of python lists of ints plus ``example_index``.
 
     mlm: ``{"input_ids"}`` chunks of ``seq_len`` over the concatenated texts (masking is the
-    collator's); ``pack=False``, the default when a text holds ``<mask>``, keeps one feature per
-    record instead. classification: ``{"input_ids", "attention_mask", "labels"}``.
-    token-classification: ``{"input_ids", "attention_mask", "labels", "word_ids"}`` with labels
-    -100 on specials and on non-first sub-tokens and word_ids -1 on specials. qa: one feature per
+    collator's); ``pack=False``, the default when a text holds ``<mask>``, gives each record its
+    own windows instead (``stride`` tokens of overlap, default ``seq_len // 4``) with ``"masks"``
+    (``[position, mask number]`` of the masks each window answers). classification:
+    ``{"input_ids", "attention_mask", "labels"}``. token-classification: one feature per window of
+    a long input (``stride`` as for mlm): ``{"input_ids", "attention_mask", "labels", "word_ids",
+    "first_tokens"}`` with word_ids -1 on specials, ``first_tokens`` the positions that carry their
+    word's tag (its first sub-token, in the one window nearest the word) and labels -100 elsewhere.
+    qa: one feature per
     window of a long context (``stride`` tokens of overlap, default ``seq_len // 4``) with
     ``"start_positions"``/``"end_positions"`` (0 when the answer is not in the window) and
     ``"offset_mapping"`` (``[start, end]`` char offsets into the context for context tokens, None
@@ -191,11 +245,13 @@ def encode(
     if seq_len < 8:
         raise ValueError(f"seq_len must be at least 8, got {seq_len}")
     if task == "mlm":
-        return _mlm(records, tokenizer, seq_len, pack)
+        return _mlm(records, tokenizer, seq_len, pack, seq_len // 4 if stride is None else stride)
     if task == "classification":
         return _classification(records, tokenizer, seq_len, label2id)
     if task == "token-classification":
-        return _token_classification(records, tokenizer, seq_len, label2id)
+        return _token_classification(
+            records, tokenizer, seq_len, label2id, seq_len // 4 if stride is None else stride
+        )
     if task == "qa":
         return _qa(records, tokenizer, seq_len, stride)
     return _multiple_choice(records, tokenizer, seq_len)

@@ -81,14 +81,18 @@ def _entities(tokens: list[str], tags: list[str]) -> list[dict]:
 
 def _decode_mlm(record, features, outputs, tokenizer, top_k) -> dict:
     """Top-k fills of every ``<mask>``; ``sequence`` is the input text with that one mask filled."""
-    fills = []
     mask = tokenizer.mask_token
     parts = record["text"].split(mask)  # parts[m] | mask m | parts[m + 1]
+    answered = {}  # mask number -> its options
     for feature, output in zip(features, outputs):
         ids = feature["input_ids"]
         logits = np.asarray(output["logits"])[: len(ids)]  # (seq, vocab)
-        for position in [k for k, t in enumerate(ids) if t == tokenizer.mask_token_id]:
-            m = len(fills)
+        masks = feature.get("masks")
+        if masks is None:  # one window: every mask in it, in order
+            masks = [
+                [k, m] for m, k in enumerate(k for k, t in enumerate(ids) if t == tokenizer.mask_token_id)
+            ]
+        for position, m in masks:
             probs = _softmax(logits[position])
             options = []
             for token_id in np.argsort(-probs)[:top_k].tolist():
@@ -106,18 +110,17 @@ def _decode_mlm(record, features, outputs, tokenizer, top_k) -> dict:
                         "sequence": sequence,
                     }
                 )
-            fills.append(options)
-    return {"fills": fills}
+            answered[m] = options
+    return {"fills": [answered[m] for m in sorted(answered)]}
 
 
 def _decode_tokens(record, features, outputs, id2label) -> dict:
-    tags = ["O"] * len(record["tokens"])
+    tags = ["O"] * len(record["tokens"])  # a word with no sub-token stays "O"
     for feature, output in zip(features, outputs):
         word_ids = feature["word_ids"]
         best = np.asarray(output["logits"])[: len(word_ids)].argmax(-1)  # (seq,)
-        for k, word in enumerate(word_ids):
-            if word >= 0 and (k == 0 or word_ids[k - 1] != word):
-                tags[word] = _label(id2label, int(best[k]))
+        for k in feature["first_tokens"]:  # each word's first sub-token, in the window that owns it
+            tags[word_ids[k]] = _label(id2label, int(best[k]))
     return {"tokens": record["tokens"], "tags": tags, "entities": _entities(record["tokens"], tags)}
 
 
@@ -156,9 +159,11 @@ def decode(
     """One JSON-ready answer per record, in order, with ``"id"`` copied when present.
 
     ``outputs`` holds one dict of numpy arrays per feature (same order as ``features``). mlm:
-    ``{"fills": [[{"token", "token_id", "score", "sequence"}, ... top_k] per <mask>]}``;
+    ``{"fills": [[{"token", "token_id", "score", "sequence"}, ... top_k] per <mask>]}`` (every
+    mask, each answered in the window that owns it);
     classification ``{"label", "score"}``; token-classification ``{"tokens", "tags", "entities":
-    [{"type", "start", "end" (exclusive), "text"}]}`` (word indices); qa ``{"answer", "start",
+    [{"type", "start", "end" (exclusive), "text"}]}`` (word indices; each word's tag from the
+    window that owns it, so long inputs are tagged throughout); qa ``{"answer", "start",
     "end", "score"}`` (char offsets into the context, best span over all windows, at most 30
     tokens, score = P(start) * P(end) in its window); multiple-choice ``{"choice", "scores"}``.
     """
