@@ -272,3 +272,23 @@ def test_long_inputs_are_predicted_throughout(models):
     (out,) = predict(models["mlm"], [json.dumps({"text": text})])
     assert len(out["fills"]) == 3 and all(len(options) == 5 for options in out["fills"])
     assert out["fills"][2][0]["sequence"].startswith(" ".join(words[:3]) + " <mask>")
+
+
+def test_question_too_long_names_the_input_line_and_skips_only_that_line(models):
+    lines = inputs("qa", 5)
+    long = json.loads(lines[3])
+    long["question"] = "why " * 60  # no room for the context in a 64-token window
+    lines[3] = json.dumps(long)
+    got = []
+    with pytest.raises(DataError, match=r"^line 4: the question is too long"):
+        for out in predict(models["qa"], lines, batch_size=8):
+            got.append(out)
+    assert [o["id"] for o in got] == ["r0", "r1", "r2"]
+    errors = []
+    kept = list(predict(models["qa"], lines, batch_size=8, skip_invalid=True, on_error=errors.append))
+    assert [o["id"] for o in kept] == ["r0", "r1", "r2", "r4"]  # the rest of the batch is answered
+    assert kept == [o for o in predict(models["qa"], lines[:3] + lines[4:], batch_size=8)]
+    assert [e["line"] for e in errors] == [4] and errors[0]["error"].startswith("line 4: the question")
+    result = invoke("predict", "--model", models["qa"], stdin="\n".join(lines) + "\n")
+    assert result.exit_code == 2 and result.stderr.startswith("error: line 4: the question is too long")
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1", "r2"]

@@ -115,14 +115,28 @@ def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def answer(predictor: Predictor, records: list[dict], batch_size: int) -> list[dict]:
-    """Output dicts for ``records`` (in order): encode, run in batches of features, decode."""
-    from .data import decode, encode
+def encode_record(predictor: Predictor, record: dict) -> list[dict]:
+    """The features of one record (several windows for long inputs); EncodingError says why not."""
+    from .data import encode
+
+    return encode(predictor.task, [record], predictor.tokenizer, seq_len=predictor.max_length)
+
+
+def answer(
+    predictor: Predictor, records: list[dict], batch_size: int, features: list[list[dict]] | None = None
+) -> list[dict]:
+    """Output dicts for ``records`` (in order): encode, run in batches of features, decode.
+
+    ``features`` holds each record's ``encode_record`` result when the caller encoded them already.
+    """
+    from .data import decode
     from .training.evaluate import feature_outputs, run_model
 
     if not records:
         return []
-    features = encode(predictor.task, records, predictor.tokenizer, seq_len=predictor.max_length)
+    if features is None:
+        features = [encode_record(predictor, record) for record in records]
+    features = [{**f, "example_index": i} for i, group in enumerate(features) for f in group]
     pad_id = predictor.tokenizer.pad_token_id
     outputs: list[dict] = []
     for chunk, _, out in run_model(
@@ -195,6 +209,7 @@ def predict(
     any line carried a label (default: ``{"metrics": {...}}`` as one JSON line on stderr).
     """
     from .data import DataError, parse_predict_line
+    from .data.encoding import EncodingError
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -205,14 +220,16 @@ def predict(
     scored: list[dict] = []  # the answers of those lines
     devices = [predictor.device] if predictor.device.type == "cuda" else []
     pending: list[dict] = []
+    encoded: list[list[dict]] = []  # the features of each pending record
     labelled: list[bool] = []  # of each pending record: does it carry a label
 
     def flush() -> Iterator[dict]:
-        for result, has_label in zip(answer(predictor, pending, batch_size), labelled):
+        for result, has_label in zip(answer(predictor, pending, batch_size, encoded), labelled):
             if has_label:
                 scored.append(result)
             yield result
         pending.clear()
+        encoded.clear()
         labelled.clear()
 
     with torch.random.fork_rng(devices=devices):
@@ -222,16 +239,22 @@ def predict(
                 continue
             try:
                 record = parse_predict_line(predictor.task, line.rstrip("\r\n"), number)
+                gold = record.pop(label_key, None)  # a label is not a model input
+                try:
+                    features = encode_record(predictor, record)
+                except EncodingError as exc:  # name the input line, not the position in a batch
+                    raise DataError(f"line {number}: {exc.reason}") from None
             except DataError as exc:
                 if not skip_invalid:
                     yield from flush()
                     raise
                 report({"line": number, "error": str(exc)})
                 continue
-            labelled.append(label_key in record)
-            if labelled[-1]:
-                golds.append(record.pop(label_key))  # a label is not a model input
+            labelled.append(gold is not None)
+            if gold is not None:
+                golds.append(gold)
             pending.append(record)
+            encoded.append(features)
             if len(pending) == batch_size:
                 yield from flush()
         yield from flush()

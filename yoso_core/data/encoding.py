@@ -22,14 +22,24 @@ IGNORE = -100  # label of positions the loss skips (specials, padding, non-first
 _BATCH = 1000  # texts per tokenizer call when packing mlm text
 
 
+class EncodingError(DataError):
+    """A record that cannot be encoded: ``index`` is its 0-based position in the records given to
+    ``encode`` and ``reason`` says why (the message is ``record {index + 1}: {reason}``)."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"record {index + 1}: {reason}")
+        self.index, self.reason = index, reason
+
+
 def _label_id(label2id: dict[str, int] | None, label: str, index: int, what: str) -> int:
     if label2id is None:
         raise ValueError(f"encoding {what}s needs label2id (see label_names)")
     if label not in label2id:
         known = ", ".join(map(str, label2id))
-        raise DataError(
-            f"record {index + 1}: {what} {label!r} is not one of the model's {what}s ({known}); "
-            f"use the model's {what}s or train a new model"
+        raise EncodingError(
+            index,
+            f"{what} {label!r} is not one of the model's {what}s ({known}); "
+            f"use the model's {what}s or train a new model",
         )
     return label2id[label]
 
@@ -154,9 +164,10 @@ def _qa(records, tokenizer, seq_len, stride) -> list[dict]:
         question = record["question"].strip()
         room = seq_len - len(tokenizer(question)["input_ids"]) - 2  # context tokens per window
         if room <= stride:
-            raise DataError(
-                f"record {i + 1}: the question is too long for windows of {seq_len} tokens with a "
-                f"stride of {stride}; shorten the question or raise the sequence length"
+            raise EncodingError(
+                i,
+                f"the question is too long for windows of {seq_len} tokens with a "
+                f"stride of {stride}; shorten the question or raise the sequence length",
             )
         enc = tokenizer(
             question,
