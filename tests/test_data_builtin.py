@@ -181,3 +181,74 @@ def test_multiple_choice_blank_and_choices():
         assert not (set(choices) - {choices[label]}) & context_words
         positions.add(label)
     assert positions == {0, 1, 2, 3}
+
+
+# ---- multi-fact retrieval (builtin:facts) ----------------------------------------------------------
+
+
+def test_facts_documents_hold_four_labelled_facts_and_ask_for_one():
+    from yoso_core.data import facts
+
+    data = load_task_data("qa", dataset="builtin:facts", seed=5, seq_len=512, num_train=60, num_validation=6)
+    assert data == load_task_data(
+        "qa", dataset="builtin:facts", seed=5, seq_len=512, num_train=60, num_validation=6
+    )
+    asked_depths = []
+    for record in data["train"] + data["validation"]:
+        assert validate_record("qa", record) == record
+        planted = re.findall(r"The (\w+) code is (\d{4})\.", record["context"])
+        keys, values = zip(*planted, strict=True)
+        assert len(planted) == facts.FACTS and len(set(keys)) == 4 and len(set(values)) == 4
+        assert set(keys) <= set(facts.KEYS)
+        key = re.fullmatch(r"What is the (\w+) code\?", record["question"]).group(1)
+        answer, start = record["answers"]["text"][0], record["answers"]["answer_start"][0]
+        assert answer == dict(planted)[key]
+        assert record["context"][start : start + 4] == answer
+        assert record["context"][:start].endswith(f"The {key} code is ")
+        asked_depths.append(start / len(record["context"]))
+        assert 0.5 * 512 * facts.WORDS_PER_TOKEN < len(record["context"].split()) < 1.3 * 512
+    # the asked fact sits anywhere: near the start and near the end both occur
+    assert min(asked_depths) < 0.25 and max(asked_depths) > 0.75
+    other = load_task_data("qa", dataset="builtin:facts", seed=6, seq_len=512, num_train=60, num_validation=6)
+    assert other["train"] != data["train"]
+
+
+def test_facts_fit_one_window_of_seq_len_tokens():
+    from yoso_core.data import build_tokenizer, encode, training_texts
+
+    data = load_task_data(
+        "qa", dataset="builtin:facts", seed=0, seq_len=1024, num_train=60, num_validation=10
+    )
+    tokenizer = build_tokenizer(training_texts("qa", data["train"]), vocab_size=4000, max_length=1024)
+    lengths = [len(tokenizer(r["question"], r["context"])["input_ids"]) for r in data["validation"]]
+    assert 0.6 * 1024 < min(lengths) and max(lengths) <= 1024, lengths
+    assert len(encode("qa", data["validation"], tokenizer, seq_len=1024)) <= 12
+
+
+def test_unknown_builtin_set_names_the_choices():
+    from yoso_core.data import DataError
+
+    with pytest.raises(DataError, match="builtin:passkey or builtin:facts"):
+        load_task_data("qa", dataset="builtin:nope", num_train=1, num_validation=1)
+    with pytest.raises(DataError, match="no built-in set 'facts'"):
+        load_task_data("classification", dataset="builtin:facts", num_train=1, num_validation=1)
+
+
+def test_listops_reaches_the_long_range_arena_length_at_2048():
+    """With --seq-len 2048 the long expressions reach LRA's 2,000 tokens and still fit the window."""
+    from yoso_core.data import build_tokenizer, encode, listops, training_texts
+
+    data = load_task_data("classification", seed=0, seq_len=2048, num_train=400, num_validation=10)
+    costs = [listops.cost(r["text"].split()) for r in data["train"]]
+    assert max(costs) >= 2000 and max(costs) <= 2046
+    longest = sorted(data["train"], key=lambda r: listops.cost(r["text"].split()))[-3:]
+    tokenizer = build_tokenizer(
+        training_texts("classification", data["train"]), vocab_size=1000, max_length=2048
+    )
+    features = encode(
+        "classification", longest, tokenizer, seq_len=2048, label2id={str(d): d for d in range(10)}
+    )
+    lengths = [len(f["input_ids"]) for f in features]
+    assert max(lengths) >= 2000 and max(lengths) <= 2048, lengths
+    # the documented sub-word count (+ <s> and </s>): nothing was cut off
+    assert lengths == [listops.cost(r["text"].split()) + 2 for r in longest]

@@ -1,10 +1,30 @@
-"""The built-in generated data set of every task, deterministic from a seed (see docs/data.md)."""
+"""The built-in generated data sets of every task, deterministic from a seed (see docs/data.md).
+
+Each task has a default set; a named one is chosen with ``--dataset builtin:NAME``:
+
+    mlm                   corpus    paragraphs of the built-in English corpus
+    classification        listops   ListOps (Long Range Arena)
+    token-classification  tagging   corpus words tagged by documented rules
+    qa                    passkey   one pass key in a long document (default)
+                          facts     four labelled facts at random depths, one asked for (long range)
+    multiple-choice       choices   corpus sentence completion
+"""
 
 from __future__ import annotations
 
 import random
 
-from . import choices, corpus, listops, passkey, tagging
+from . import choices, corpus, facts, listops, passkey, tagging
+
+BUILTIN_PREFIX = "builtin:"
+# The built-in sets of each task, the default first.
+BUILTIN_SETS = {
+    "mlm": ("corpus",),
+    "classification": ("listops",),
+    "token-classification": ("tagging",),
+    "qa": ("passkey", "facts"),
+    "multiple-choice": ("choices",),
+}
 
 # (train, validation) record counts when the caller gives none; mlm takes every corpus paragraph.
 DEFAULT_COUNTS = {
@@ -30,8 +50,20 @@ def builtin_data(
     seq_len: int = 512,
     num_train: int | None = None,
     num_validation: int | None = None,
+    name: str | None = None,
 ) -> dict[str, list[dict]]:
-    """``{"train", "validation"}`` records of ``task``'s built-in set; same seed, same records."""
+    """``{"train", "validation"}`` records of ``task``'s built-in set ``name`` (None: the default).
+
+    Same seed, same records. ValueError naming the choices for a set ``task`` does not have.
+    """
+    names = BUILTIN_SETS[task]
+    if name is None:
+        name = names[0]
+    if name not in names:
+        raise ValueError(
+            f"--dataset {BUILTIN_PREFIX}{name}: the {task} task has no built-in set {name!r}; choose "
+            + " or ".join(f"{BUILTIN_PREFIX}{n}" for n in names)
+        )
     if task == "mlm":
         return {
             "train": _mlm(seed, "train", num_train),
@@ -47,6 +79,8 @@ def builtin_data(
         split_seed = f"{seed}-{split}"
         if task == "classification":
             out[split] = listops.generate(split_seed, count, seq_len)
+        elif task == "qa" and name == "facts":
+            out[split] = facts.generate(split_seed, count, seq_len, split=split)
         elif task == "qa":
             out[split] = passkey.generate(split_seed, count, seq_len, split=split)
         elif task == "token-classification":

@@ -19,8 +19,11 @@ model beats chance (10%) within a few hundred steps:
   probability 0.1) are added until a token budget drawn uniformly from [seq_len/4, seq_len - 2] is
   reached, so the longest expressions nearly fill the model's window.
 
-Every expression has at most ``seq_len - 2`` tokens (room for ``<s>`` and ``</s>`` when each
-token is one sub-word). The operator of every list is uniform over the four.
+Lengths are counted in the model's sub-word tokens: the byte-level BPE tokenizer splits an
+opening ``[MAX`` into ``[`` and ``MAX`` and keeps every digit and ``]`` whole, so an opening costs
+two tokens and every other symbol one. Every expression has at most ``seq_len - 2`` such tokens
+(room for ``<s>`` and ``</s>``), so nothing is cut off, and at ``--seq-len 2048`` the longest reach
+the Long Range Arena's 2,000 tokens. The operator of every list is uniform over the four.
 """
 
 from __future__ import annotations
@@ -64,11 +67,16 @@ def _tree(rng: random.Random, depth: int, nest: float) -> tuple[list[str], int]:
     return tokens, apply(op, values)
 
 
+def cost(tokens: list[str]) -> int:
+    """Sub-word tokens of ListOps symbols: an opening ``[OP`` is two (``[`` and ``OP``), others one."""
+    return len(tokens) + sum(1 for t in tokens if t.startswith("["))
+
+
 def _short(rng: random.Random, max_tokens: int) -> tuple[list[str], int]:
     while True:
         depth = rng.randint(1, 3)
         tokens, value = _tree(rng, depth, _NEST_PROBABILITY)
-        if len(tokens) <= max_tokens:
+        if cost(tokens) <= max_tokens:
             return tokens, value
 
 
@@ -76,6 +84,7 @@ def _long(rng: random.Random, max_tokens: int) -> tuple[list[str], int]:
     budget = rng.randint(max(4, max_tokens // 4), max_tokens)
     op = rng.choice(OPERATORS)
     tokens, values = ["[" + op], []
+    used = 2  # the opening's two sub-words
     while True:
         draw = rng.random()  # one draw picks the kind and, for a digit, its value
         if draw < _LONG_NEST_PROBABILITY:
@@ -83,18 +92,20 @@ def _long(rng: random.Random, max_tokens: int) -> tuple[list[str], int]:
         else:
             value = min(9, int((draw - _LONG_NEST_PROBABILITY) / (1 - _LONG_NEST_PROBABILITY) * 10))
             sub_tokens = [_DIGITS[value]]
-        if len(tokens) + len(sub_tokens) + 1 > budget:
+        sub_cost = cost(sub_tokens)
+        if used + sub_cost + 1 > budget:
             if values:
                 break
             continue
         tokens += sub_tokens
+        used += sub_cost
         values.append(value)
     tokens.append("]")
     return tokens, apply(op, values)
 
 
 def generate(seed: int | str, count: int, seq_len: int) -> list[dict]:
-    """``count`` ListOps records ``{"text", "label"}`` from ``seed``, at most ``seq_len - 2`` tokens each."""
+    """``count`` ListOps records ``{"text", "label"}`` from ``seed``, each of <= ``seq_len - 2`` sub-words."""
     rng = random.Random(f"listops-{seed}")
     max_tokens = max(seq_len - 2, 8)
     records = []

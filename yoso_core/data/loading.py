@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .builtin import builtin_data
+from .builtin import BUILTIN_PREFIX, builtin_data
 from .schema import FORMATS, DataError, RecordError, check_task, validate_record
 
 EXTENSIONS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
@@ -56,10 +56,13 @@ def load_task_data(
         raise DataError(
             f"validation file {validation_file} given without a training file; give --train-file too"
         )
-    if train_file is None and dataset is None:
-        return builtin_data(
-            task, seed=seed, seq_len=seq_len, num_train=num_train, num_validation=num_validation
-        )
+    if train_file is None and (dataset is None or dataset.startswith(BUILTIN_PREFIX)):
+        name = dataset[len(BUILTIN_PREFIX) :] if dataset is not None else None
+        try:  # --dataset builtin:NAME picks one of the task's built-in sets
+            counts = dict(num_train=num_train, num_validation=num_validation)
+            return builtin_data(task, seed=seed, seq_len=seq_len, name=name, **counts)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
     if train_file is not None:
         train = read_records(task, train_file)
         validation = read_records(task, validation_file) if validation_file is not None else None
