@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -108,3 +111,82 @@ def test_fresh_build_into_a_temporary_cache(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert kernels_build.library_path("cpu").is_file() and kernels_build.metadata_path("cpu").is_file()
     assert not list(tmp_path.rglob(".build-*"))
+
+
+def _damaged_cache(tmp_path, cpu_library):
+    """A copy of the built CPU library and its metadata in a fresh cache, the library cut in half."""
+    root = tmp_path / "cache"
+    shutil.copytree(cpu_library.path.parent, root / cpu_library.path.parent.name)
+    library = root / cpu_library.path.parent.name / cpu_library.path.name
+    size = library.stat().st_size
+    with open(library, "r+b") as handle:
+        handle.truncate(size // 2)
+    return root, library, size
+
+
+def _yoso(*args: str, kernel_dir) -> subprocess.CompletedProcess:
+    """Run the CLI in a child process: mapping a damaged library there would kill only the child."""
+    env = {**os.environ, "YOSO_KERNEL_DIR": str(kernel_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "yoso_cli.main", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_metadata_records_size_and_checksum(cpu_library):
+    meta = kernels_build.read_metadata("cpu")
+    assert meta["size"] == cpu_library.path.stat().st_size
+    assert meta["sha256"] == kernels_build.file_sha256(cpu_library.path)
+    assert kernels_build.verify_library("cpu") is None
+
+
+def test_a_truncated_library_is_reported_not_loaded(tmp_path, cpu_library):
+    root, library, size = _damaged_cache(tmp_path, cpu_library)
+    env = {**os.environ, "YOSO_KERNEL_DIR": str(root)}
+    check = "from yoso_core.attention import ops; ok, why = ops.load('cpu'); print(ok); print(why)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert loaded.returncode == 0, loaded.stderr  # not -7 (SIGBUS)
+    assert loaded.stdout.splitlines()[0] == "False"
+    assert f"{size // 2} bytes, but its build wrote {size}" in loaded.stdout
+    assert "yoso build-kernels" in loaded.stdout
+
+    report = _yoso("env", "--json", kernel_dir=root)
+    assert report.returncode == 0, report.stderr
+    cpu = json.loads(report.stdout)["kernels"]["cpu"]
+    assert cpu["built"] and not cpu["intact"] and not cpu["loads"] and "damaged" in cpu["error"]
+    table = _yoso("env", kernel_dir=root)
+    assert table.returncode == 0 and "damaged, not loaded" in table.stderr
+
+
+def test_build_kernels_rebuilds_a_damaged_library_without_force(monkeypatch, tmp_path, cpu_library):
+    root, library, size = _damaged_cache(tmp_path, cpu_library)
+    monkeypatch.setenv("YOSO_KERNEL_DIR", str(root))
+    compiled = []
+
+    def fake_compile(kind, archs, build_dir, cpu_lib, verbose, on_output):  # the compiler's output file
+        compiled.append(kind)
+        shutil.copy2(cpu_library.path, build_dir / f"yoso_{kind}.so")
+
+    monkeypatch.setattr(kernels_build, "_compile", fake_compile)
+    result = run("build-kernels", "--no-cuda")
+    assert result.exit_code == 0, result.output
+    assert compiled == ["cpu"] and "(cached)" not in result.output
+    assert "rebuilt" in result.output and "damaged" in result.output
+    assert library.stat().st_size == size and kernels_build.verify_library("cpu", library.parent.name) is None
+    again = kernels_build.build_library("cpu")
+    assert again.cached and compiled == ["cpu"]  # intact now: no second build
+
+
+def test_a_kernel_dir_that_is_a_file_is_one_error_line(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("YOSO_KERNEL_DIR", str(blocker))
+    result = run("build-kernels", "--no-cuda")
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("error: $YOSO_KERNEL_DIR")
+    assert "is a file" in lines[0] and "Traceback" not in result.output
+    report = run("env", "--json")
+    assert report.exit_code == 0
+    assert "is a file" in json.loads(report.stdout)["kernel_root_error"]

@@ -44,13 +44,23 @@ def _kernel_report(kind: str, key: str) -> dict:
     path = kernels_build.library_path(kind, key)
     meta = kernels_build.read_metadata(kind, key) or {}
     built = path.is_file()
-    loads, why = ops.load(kind) if built else (False, "not built; run `yoso build-kernels`")
+    # checked before loading: mapping a truncated library would kill this report with SIGBUS
+    damage = kernels_build.verify_library(kind, key) if built else None
+    if not built:
+        loads, why = False, "not built; run `yoso build-kernels`"
+    elif damage is not None:
+        loads, why = False, f"{damage}; run `yoso build-kernels` to rebuild it"
+    else:
+        loads, why = ops.load(kind)
     return {
         "built": built,
         "path": str(path) if built else None,
+        "intact": built and damage is None,
         "archs": meta.get("archs"),
         "built_at": meta.get("built_at"),
         "torch": meta.get("torch"),
+        "size": meta.get("size"),
+        "sha256": meta.get("sha256"),
         "loads": loads,
         "error": why or None,
     }
@@ -81,6 +91,7 @@ def environment_report() -> dict:
         "gpus": _gpus(),
         "nvcc": {"path": str(nvcc), "version": kernels_build.nvcc_version(nvcc)} if nvcc else None,
         "kernel_root": str(root),
+        "kernel_root_error": kernels_build.kernel_root_problem(),
         "kernel_key": key,
         "kernels": {kind: _kernel_report(kind, key) for kind in kernels_build.KINDS},
         "other_builds": other_builds,

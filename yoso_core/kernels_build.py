@@ -8,9 +8,11 @@ Two shared libraries are built with ``torch.utils.cpp_extension``:
 so a CPU-only machine and a CUDA machine both work. They live in ``<root>/<key>/`` where ``root``
 is ``$YOSO_KERNEL_DIR`` or ``~/.cache/yoso/kernels`` and ``key`` joins the torch version, its CUDA
 version and a hash of the sources, the compiler flags and the CPU's instruction sets. A JSON file
-of build metadata sits beside each library. Compilation runs in a child process (so a failed
-build cannot leave half-registered operators in the caller) into a temporary folder that is
-renamed into place only once the library loads.
+of build metadata sits beside each library, with the library's size and SHA-256: a cached library
+is checked against them before it is loaded (``verify_library``), so a truncated or damaged file
+is reported and rebuilt instead of crashing the process that maps it. Compilation runs in a child
+process (so a failed build cannot leave half-registered operators in the caller) into a temporary
+folder that is renamed into place only once the library loads.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class BuildResult:
     archs: str
     seconds: float
     cached: bool
+    note: str = ""  # e.g. why a cached library was rebuilt
 
 
 def kernel_root() -> Path:
@@ -60,6 +63,21 @@ def kernel_root() -> Path:
         return Path(override).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "yoso" / "kernels"
+
+
+def kernel_root_problem() -> str | None:
+    """Why the cache folder cannot hold builds (a file is in the way), or None when it can."""
+    root = kernel_root()
+    source = "$YOSO_KERNEL_DIR" if os.environ.get("YOSO_KERNEL_DIR") else "the kernel cache"
+    for path in (root, *root.parents):
+        if path.exists():
+            if path.is_dir():
+                return None
+            return (
+                f"{source} {str(root)!r} cannot be a folder: {str(path)!r} is a file; set YOSO_KERNEL_DIR "
+                "to a directory (or unset it for ~/.cache/yoso/kernels)"
+            )
+    return None
 
 
 def source_files(kind: str) -> list[Path]:
@@ -128,9 +146,45 @@ def metadata_path(kind: str, key: str | None = None) -> Path:
 def read_metadata(kind: str, key: str | None = None) -> dict | None:
     """The build metadata of library ``kind``, or None when it is not built (or unreadable)."""
     try:
-        return json.loads(metadata_path(kind, key).read_text())
+        meta = json.loads(metadata_path(kind, key).read_text())
     except (OSError, ValueError):
         return None
+    return meta if isinstance(meta, dict) else None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (reading, unlike mapping, is safe on a truncated file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_library(kind: str, key: str | None = None) -> str | None:
+    """Why the cached library ``kind`` must not be loaded (missing, or not the file its build wrote), or None.
+
+    A library is loaded only when its size and SHA-256 equal those in its build metadata:
+    mapping a truncated shared library kills the process with SIGBUS, beyond any error handling.
+    """
+    key = key or build_key()
+    path = library_path(kind, key)
+    if not path.is_file():
+        return f"{path} does not exist"
+    meta = read_metadata(kind, key)
+    if meta is None:
+        return f"{path} has no readable build metadata ({metadata_path(kind, key).name})"
+    if "size" not in meta or "sha256" not in meta:
+        return f"{path} has no size and checksum in its build metadata (an older build)"
+    try:
+        size = path.stat().st_size
+        if size != meta["size"]:
+            return f"{path} is damaged: {size} bytes, but its build wrote {meta['size']}"
+        if file_sha256(path) != meta["sha256"]:
+            return f"{path} is damaged: its SHA-256 differs from the one its build recorded"
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror or exc}"
+    return None
 
 
 def find_nvcc() -> Path | None:
@@ -279,10 +333,17 @@ def build_library(
         archs = parse_archs(archs or default_archs())
     else:
         archs = platform.machine()
+    problem = kernel_root_problem()
+    if problem is not None:
+        raise ValueError(problem)
+    note = ""
     if target.is_file() and not force:
         meta = read_metadata(kind, key) or {}
-        if kind != "cuda" or meta.get("archs") == archs:
+        damage = verify_library(kind, key)
+        if damage is None and (kind != "cuda" or meta.get("archs") == archs):
             return BuildResult(kind, target, meta.get("archs", archs), 0.0, cached=True)
+        if damage is not None:
+            note = f"rebuilt: the cached library failed its check ({damage})"
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     build_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".build-{kind}-"))
@@ -292,26 +353,30 @@ def build_library(
             raise KernelBuildError(
                 f"the kernel sources in {CSRC} changed while the {kind} kernels compiled; run the build again"
             )
-        os.replace(build_dir / f"yoso_{kind}.so", target)
+        built = build_dir / f"yoso_{kind}.so"
+        seconds = time.perf_counter() - start
+        nvcc = find_nvcc() if kind == "cuda" else None
+        metadata = {
+            "library": target.name,
+            "size": built.stat().st_size,
+            "sha256": file_sha256(built),
+            "kind": kind,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "nvcc": nvcc_version(nvcc) if nvcc else None,
+            "archs": archs,
+            "sources_hash": digest,
+            "key": key,
+            "python": platform.python_version(),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 1),
+        }
+        # metadata first: a library in place always has the metadata it is verified against
+        _write_atomic(metadata_path(kind, key), json.dumps(metadata, indent=2) + "\n")
+        os.replace(built, target)
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
-    seconds = time.perf_counter() - start
-    nvcc = find_nvcc() if kind == "cuda" else None
-    metadata = {
-        "library": target.name,
-        "kind": kind,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "nvcc": nvcc_version(nvcc) if nvcc else None,
-        "archs": archs,
-        "sources_hash": digest,
-        "key": key,
-        "python": platform.python_version(),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(seconds, 1),
-    }
-    _write_atomic(metadata_path(kind, key), json.dumps(metadata, indent=2) + "\n")
-    return BuildResult(kind, target, archs, seconds, cached=False)
+    return BuildResult(kind, target, archs, seconds, cached=False, note=note)
 
 
 def build_kernels(

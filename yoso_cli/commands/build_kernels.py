@@ -28,8 +28,9 @@ def command(
     """Build the compiled kernels for this torch, then check them against the reference.
 
     Builds go to ~/.cache/yoso/kernels/<torch>-<cuda>-<sources hash>/ ($YOSO_KERNEL_DIR overrides
-    the folder), so a stale build is never loaded. A failed build prints the compiler's error and
-    exits 1.
+    the folder), so a stale build is never loaded. A cached library whose size or SHA-256 differs
+    from its build metadata (a truncated copy, a full disk) is rebuilt, --force or not. A failed
+    build prints the compiler's error and exits 1.
 
     Examples:
 
@@ -86,6 +87,9 @@ def command(
         what = f"{r.kind} kernels" + (" (cached)" if r.cached else "")
         table.add_row(what, r.archs, str(r.path), f"{r.seconds:.1f}")
     console.print(table)
+    for r in results:
+        if r.note:
+            console.print(f"{r.kind} kernels {r.note}")
 
     checks = kernels_build.self_check()
     check_table = Table(title="self-check against the reference")

@@ -47,10 +47,15 @@ def command(
     table.add_row(
         "nvcc", f"{nvcc['path']} ({nvcc['version']})" if nvcc else "not found (CUDA kernels cannot be built)"
     )
-    table.add_row("kernel cache", f"{report['kernel_root']}\nkey {report['kernel_key']}")
+    cache = f"{report['kernel_root']}\nkey {report['kernel_key']}"
+    if report["kernel_root_error"]:
+        cache += f"\n[red]unusable[/]: {report['kernel_root_error']}"
+    table.add_row("kernel cache", cache)
     for kind, info in report["kernels"].items():
         if not info["built"]:
             state = "[yellow]not built[/] (run `yoso build-kernels`)"
+        elif not info["intact"]:
+            state = f"[red]damaged, not loaded[/]: {info['error']}"
         elif info["loads"]:
             state = f"[green]built, loads[/] archs {info['archs']}, {info['built_at']}\n{info['path']}"
         else:

@@ -76,15 +76,27 @@ def load(kind: str) -> tuple[bool, str]:
             _status[kind] = (False, f"the CUDA kernels need the CPU library first, but {why}")
             return _status[kind]
     try:
-        path = kernels_build.library_path(kind)
+        key = kernels_build.build_key()
+        path = kernels_build.library_path(kind, key)
     except Exception as exc:  # unreadable sources: report, never break import
         _status[kind] = (False, f"cannot locate the compiled {kind} kernels: {exc}")
+        return _status[kind]
+    problem = kernels_build.kernel_root_problem()
+    if problem is not None:
+        _status[kind] = (False, f"the compiled {kind} kernels cannot be looked up: {problem}")
         return _status[kind]
     if not path.is_file():
         _status[kind] = (
             False,
             f"the compiled {kind} kernels of yoso are not built for torch {torch.__version__} and these "
             f"sources (looked in {path.parent}); run `yoso build-kernels` to build them",
+        )
+        return _status[kind]
+    damage = kernels_build.verify_library(kind, key)  # mapping a truncated library is a SIGBUS
+    if damage is not None:
+        _status[kind] = (
+            False,
+            f"the compiled {kind} kernels were not loaded: {damage}; rebuild them with `yoso build-kernels`",
         )
         return _status[kind]
     try:
