@@ -292,3 +292,22 @@ def test_question_too_long_names_the_input_line_and_skips_only_that_line(models)
     result = invoke("predict", "--model", models["qa"], stdin="\n".join(lines) + "\n")
     assert result.exit_code == 2 and result.stderr.startswith("error: line 4: the question is too long")
     assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1", "r2"]
+
+
+@pytest.mark.parametrize("task", ["qa", "classification"])
+def test_sampled_answer_does_not_depend_on_the_position_of_the_line(models, task, tmp_path):
+    """The same line at position 1 and 17 (other batch companions, other padding) answers alike."""
+    import shutil
+
+    model = models[task]
+    if task != "qa":  # the qa model is sampled already; make a sampled copy of the YOSO-E one
+        model = shutil.copytree(model, tmp_path / "sampled")
+        config = json.loads((model / "config.json").read_text())
+        config["use_expectation"] = False
+        (model / "config.json").write_text(json.dumps(config))
+    assert load_predictor(model).model.config.use_expectation is False
+    lines = inputs(task, 20)
+    lines[16] = lines[0]
+    outputs = list(predict(model, lines, batch_size=16))
+    assert outputs[16] == outputs[0]
+    assert outputs[1:16] != [outputs[0]] * 15  # the other lines do get answers of their own

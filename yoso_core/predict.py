@@ -7,7 +7,9 @@ line raises ``DataError`` naming its 1-based line number, after the answers of e
 were yielded; with ``skip_invalid`` it is reported through ``on_error`` instead and skipped.
 Labels in the input (a validation file) are not model inputs: they are scored against the answers,
 and the task's metrics over the labelled lines go to ``on_metrics`` at the end (see ``score``).
-Sampled hash functions are drawn from a fixed seed, so the same input always gives the same output.
+Sampled hash functions are drawn from a fixed seed for every batch (one set shared by the batch;
+padding is exact), so a line's answer is a function of the line alone: the same line gives the
+same answer at any position of any input, whatever lines share its batch.
 """
 
 from __future__ import annotations
@@ -123,11 +125,18 @@ def encode_record(predictor: Predictor, record: dict) -> list[dict]:
 
 
 def answer(
-    predictor: Predictor, records: list[dict], batch_size: int, features: list[list[dict]] | None = None
+    predictor: Predictor,
+    records: list[dict],
+    batch_size: int,
+    features: list[list[dict]] | None = None,
+    *,
+    seed: int = 0,
 ) -> list[dict]:
     """Output dicts for ``records`` (in order): encode, run in batches of features, decode.
 
     ``features`` holds each record's ``encode_record`` result when the caller encoded them already.
+    Every batch draws its sampled hash functions from ``seed`` afresh (they are shared across the
+    batch, and padding is exact), so a record's answer does not depend on what it is batched with.
     """
     from .data import decode
     from .training.evaluate import feature_outputs, run_model
@@ -138,11 +147,16 @@ def answer(
         features = [encode_record(predictor, record) for record in records]
     features = [{**f, "example_index": i} for i, group in enumerate(features) for f in group]
     pad_id = predictor.tokenizer.pad_token_id
+
+    def batch_inputs(chunk: list[dict]) -> dict[str, torch.Tensor]:
+        torch.manual_seed(seed)  # run_model calls the model right after this: same hashes every batch
+        return pad_inputs(chunk, pad_id)
+
     outputs: list[dict] = []
     for chunk, _, out in run_model(
         predictor.model,
         features,
-        lambda chunk: pad_inputs(chunk, pad_id),
+        batch_inputs,
         batch_size=batch_size,
         device=predictor.device,
     ):
@@ -224,7 +238,7 @@ def predict(
     labelled: list[bool] = []  # of each pending record: does it carry a label
 
     def flush() -> Iterator[dict]:
-        for result, has_label in zip(answer(predictor, pending, batch_size, encoded), labelled):
+        for result, has_label in zip(answer(predictor, pending, batch_size, encoded, seed=seed), labelled):
             if has_label:
                 scored.append(result)
             yield result
@@ -232,8 +246,7 @@ def predict(
         encoded.clear()
         labelled.clear()
 
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=devices):  # the caller's RNG is left as it was
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
