@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,29 +14,78 @@ import typer
 from ..errors import fail
 
 
+class _Stopped(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwind like Ctrl-C does, so the output file keeps its answers."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Turn SIGTERM and SIGHUP into an exception while the block runs (main thread only)."""
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None:
+                previous[signum] = signal.signal(signum, _raise_stopped)
+    except ValueError:  # not the main thread: leave the handlers alone
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _sweep_stale(target: Path) -> None:
+    """Remove temporary files of ``target`` left by a predict that was killed (SIGKILL)."""
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def _output(path: str):
-    """stdout for ``-``; else a temporary file renamed to ``path`` when the command ends (even on exit 2)."""
+    """stdout for ``-``; else a temporary file renamed to ``path`` when the command ends.
+
+    Every exit path renames it (success, a bad line, Ctrl-C, SIGTERM, a crash): the file then holds
+    the answers of every line answered so far, complete lines only, as stdout would.
+    """
     if path == "-":
         yield sys.stdout
         return
     target = Path(path)
     if not target.parent.is_dir():
         fail(f"--output {path!r}: directory {str(target.parent)!r} does not exist")
+    _sweep_stale(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    f = open(tmp, "w")
+    f = open(tmp, "w", encoding="utf-8")
     try:
         yield f
-    except typer.Exit:
-        f.close()
-        os.replace(tmp, target)
-        raise
-    except BaseException:
-        f.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    f.close()
-    os.replace(tmp, target)
+    finally:
+        try:
+            f.close()
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def command(
@@ -80,6 +130,8 @@ def command(
     line, after the answers of all earlier lines were written; --skip-invalid goes on instead.
     Lines that carry their label (a validation file: "label", "tags" or "answers") are answered
     the same; at the end the task's metrics over them go to stderr as {"metrics": {...}}.
+    --output FILE is written through a temporary file renamed at the end, on every exit: after
+    Ctrl-C, SIGTERM or an error FILE holds the answers written so far, as stdout would.
 
     Examples:
 
@@ -98,8 +150,9 @@ def command(
     if input != "-" and not Path(input).is_file():
         fail(f"--input {input!r} does not exist")
     source = sys.stdin if input == "-" else open(input, encoding="utf-8")
+    written = 0
     try:
-        with _output(output) as sink:
+        with _stop_on_signals(), _output(output) as sink:
             try:
                 for result in predict(
                     model,
@@ -110,9 +163,19 @@ def command(
                 ):
                     sink.write(json.dumps(result) + "\n")
                     sink.flush()
+                    written += 1
             except (DataError, PredictError) as exc:
                 sink.flush()
                 fail(str(exc))
+    except (KeyboardInterrupt, _Stopped) as exc:
+        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
+        where = "stdout" if output == "-" else repr(output)
+        print(
+            f"interrupted by {signal.Signals(signum).name}: {written} answer(s), those of the lines read "
+            f"before it, are in {where}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(128 + signum) from None
     finally:
         if source is not sys.stdin:
             source.close()

@@ -1,0 +1,145 @@
+"""`yoso predict` under interruption, undecodable bytes and bad paths: what is kept, what is said."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from yoso_cli.main import app
+from yoso_core.training import merge_config, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    """A tiny classification model trained for two steps."""
+    config = merge_config(
+        None,
+        {
+            "model": "tiny",
+            "seq_len": 64,
+            "num_train": 8,
+            "num_validation": 2,
+            "max_steps": 2,
+            "batch_size": 4,
+            "eval_every": 0,
+            "save_every": 0,
+            "output_dir": str(tmp_path_factory.mktemp("cls")),
+            "use_expectation": True,
+        },
+        task="classification",
+    )
+    return train(config).final_dir
+
+
+def lines(count: int) -> list[str]:
+    return [json.dumps({"id": f"r{i}", "text": f"[MAX {i % 10} [MIN 3 4 ] ]"}) for i in range(count)]
+
+
+def invoke(*args: str, stdin: str | bytes | None = None):
+    return CliRunner().invoke(app, list(args), input=stdin)
+
+
+def assert_prefix_of_answers(path, at_least: int) -> int:
+    """``path`` holds complete answers of the first N input lines, in order; returns N."""
+    answers = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(answers) >= at_least
+    assert [a["id"] for a in answers] == [f"r{i}" for i in range(len(answers))]
+    assert all({"label", "score"} <= set(a) for a in answers)
+    return len(answers)
+
+
+# ---- interruption --------------------------------------------------------------------------------
+
+
+def test_sigterm_keeps_the_answers_written_so_far(model, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines(20000)) + "\n")
+    target = tmp_path / "out.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["predict", "--model", model, "--input", str(source), "--output", str(target), "--batch-size", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "yoso_cli.main", *args], stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            temps = list(tmp_path.glob(".out.jsonl.tmp-*"))
+            if temps and temps[0].stat().st_size > 0 and temps[0].read_text().count("\n") >= 20:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted by SIGTERM" in stderr and str(target) in stderr
+    kept = assert_prefix_of_answers(target, 20)
+    assert kept < 20000
+    assert not list(tmp_path.glob(".out.jsonl.tmp*"))  # no temporary file left
+
+
+def test_ctrl_c_keeps_the_answers_written_so_far(model, tmp_path, monkeypatch):
+    import yoso_core.predict as core
+
+    real, calls = core.answer, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "answer", interrupted)
+    target = tmp_path / "out.jsonl"
+    target.write_text("old content\n")
+    result = invoke(
+        "predict", "--model", model, "--output", str(target), "--batch-size", "2", stdin="\n".join(lines(10))
+    )
+    assert result.exit_code == 130, result.output
+    assert "interrupted by SIGINT: 4 answer(s)" in result.stderr
+    assert assert_prefix_of_answers(target, 4) == 4
+    assert not list(tmp_path.glob(".out.jsonl.tmp*"))
+
+
+def test_a_crash_keeps_the_answers_and_removes_the_temporary_file(model, tmp_path, monkeypatch):
+    import yoso_core.predict as core
+
+    real, calls = core.answer, []
+
+    def crashing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "answer", crashing)
+    target = tmp_path / "out.jsonl"
+    result = invoke(
+        "predict", "--model", model, "--output", str(target), "--batch-size", "3", stdin="\n".join(lines(9))
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+    assert assert_prefix_of_answers(target, 3) == 3
+    assert not list(tmp_path.glob(".out.jsonl.tmp*"))
+
+
+def test_stale_temporary_files_of_killed_runs_are_swept(model, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.jsonl.tmp-{dead.pid}"
+    stale.write_text("half")
+    live = tmp_path / f".out.jsonl.tmp-{os.getpid()}x"  # not a pid suffix: left alone
+    live.write_text("other")
+    result = invoke("predict", "--model", model, "--output", str(tmp_path / "out.jsonl"), stdin=lines(1)[0])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and live.exists()
