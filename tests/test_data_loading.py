@@ -311,3 +311,35 @@ def test_cli_offline_unknown_data_set_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: data set {name!r}: cannot load it") and "--train-file" in lines[0]
     assert result.stdout == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "content"),
+    [
+        ("a.jsonl", "classification", b'{"text": "ok", "label": "a"}\n{"text": "caf\xe9", "label": "b"}\n'),
+        (
+            "a.json",
+            "classification",
+            b'[{"text": "ok", "label": "a"},\n {"text": "caf\xe9", "label": "b"}]\n',
+        ),
+        ("a.csv", "classification", b"text,label\nok,a\ncaf\xe9,b\n"),
+        ("a.txt", "mlm", b"first line of text\ncaf\xe9 au lait\n"),
+    ],
+)
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path, name, task, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        read_records(task, path)
+    message = str(info.value)
+    line = 3 if name.endswith(".csv") else 2  # the csv header is line 1
+    assert message.startswith(f"{path}: line {line}: not valid UTF-8 (byte 0xe9 at byte ")
+    assert "save the file as UTF-8" in message
+
+
+def test_utf8_with_a_byte_order_mark_still_loads(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(
+        "\ufeff".encode() + b'{"text": "caf\xc3\xa9", "label": "a"}\n{"text": "b", "label": "b"}\n'
+    )
+    assert read_records("classification", path)[0] == {"text": "café", "label": "a"}

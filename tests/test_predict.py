@@ -171,7 +171,8 @@ def test_cli_files_and_malformed_line_exit_2_after_earlier_lines(models, tmp_pat
     ]
     result = invoke(*args, "--batch-size", "2")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: line 4: ") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: {source}: line 4: ")
+    assert len(result.stderr.strip().splitlines()) == 1
     written = [json.loads(line) for line in target.read_text().splitlines()]
     assert [o["id"] for o in written] == ["r0", "r1", "r2"]
 

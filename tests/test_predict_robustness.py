@@ -143,3 +143,43 @@ def test_stale_temporary_files_of_killed_runs_are_swept(model, tmp_path):
     result = invoke("predict", "--model", model, "--output", str(tmp_path / "out.jsonl"), stdin=lines(1)[0])
     assert result.exit_code == 0, result.output
     assert not stale.exists() and live.exists()
+
+
+# ---- bytes that are not UTF-8 --------------------------------------------------------------------
+
+
+def latin1_input() -> bytes:
+    """Five lines; line 3 holds a Latin-1 byte (0xe9), which is not UTF-8."""
+    raw = [line.encode() for line in lines(5)]
+    raw[2] = b'{"id": "r2", "text": "caf\xe9"}'
+    return b"\n".join(raw) + b"\n"
+
+
+def test_non_utf8_input_file_stops_at_its_line_and_keeps_earlier_answers(model, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(latin1_input())
+    target = tmp_path / "out.jsonl"
+    result = invoke("predict", "--model", model, "--input", str(source), "--output", str(target))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (message,) = result.stderr.splitlines()
+    assert message.startswith(f"error: {source}: line 3: not valid UTF-8 (byte 0xe9")
+    assert assert_prefix_of_answers(target, 2) == 2
+    result = invoke(
+        "predict", "--model", model, "--input", str(source), "--output", str(target), "--skip-invalid"
+    )
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in target.read_text().splitlines()] == ["r0", "r1", "r3", "r4"]
+    assert json.loads(result.stderr)["line"] == 3
+
+
+def test_non_utf8_stdin_is_one_bad_line(model):
+    result = invoke("predict", "--model", model, stdin=latin1_input())
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: line 3: not valid UTF-8")
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1"]
+    result = invoke("predict", "--model", model, "--skip-invalid", stdin=latin1_input())
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1", "r3", "r4"]
+    error = json.loads(result.stderr)
+    assert error["line"] == 3 and "not valid UTF-8" in error["error"]

@@ -207,7 +207,7 @@ def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
 
 def predict(
     model_dir: str | Path | Predictor,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes],
     batch_size: int = 16,
     skip_invalid: bool = False,
     *,
@@ -215,15 +215,19 @@ def predict(
     on_metrics: Callable[[dict], None] | None = None,
     device: str = "auto",
     seed: int = 0,
+    source: str | None = None,
 ) -> Iterator[dict]:
     """Output dicts for the input ``lines`` (see the module docstring), streamed batch by batch.
 
+    ``lines`` may be text or bytes (UTF-8, decoded line by line: bytes that are not UTF-8 make that
+    line malformed). ``source`` (the input's file name) prefixes error messages when given.
     ``on_error`` receives ``{"line", "error"}`` for each skipped line (default: one JSON line on stderr).
     ``on_metrics`` receives ``score(...)`` of the labelled lines once all lines are answered, when
     any line carried a label (default: ``{"metrics": {...}}`` as one JSON line on stderr).
     """
     from .data import DataError, parse_predict_line
     from .data.encoding import EncodingError
+    from .data.predict import decode_line
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -248,15 +252,18 @@ def predict(
 
     with torch.random.fork_rng(devices=devices):  # the caller's RNG is left as it was
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
             try:
-                record = parse_predict_line(predictor.task, line.rstrip("\r\n"), number)
+                if isinstance(line, bytes):
+                    line = decode_line(line, number, source=source)
+                if not line.strip():
+                    continue
+                record = parse_predict_line(predictor.task, line.rstrip("\r\n"), number, source=source)
                 gold = record.pop(label_key, None)  # a label is not a model input
                 try:
                     features = encode_record(predictor, record)
                 except EncodingError as exc:  # name the input line, not the position in a batch
-                    raise DataError(f"line {number}: {exc.reason}") from None
+                    where = f"{source}: line {number}" if source else f"line {number}"
+                    raise DataError(f"{where}: {exc.reason}") from None
             except DataError as exc:
                 if not skip_invalid:
                     yield from flush()

@@ -149,7 +149,8 @@ def command(
 
     if input != "-" and not Path(input).is_file():
         fail(f"--input {input!r} does not exist")
-    source = sys.stdin if input == "-" else open(input, encoding="utf-8")
+    # Bytes: each line is decoded on its own, so bytes that are not UTF-8 make one malformed line.
+    source = sys.stdin.buffer if input == "-" else open(input, "rb")
     written = 0
     try:
         with _stop_on_signals(), _output(output) as sink:
@@ -160,6 +161,7 @@ def command(
                     batch_size if batch_size is not None else 16,
                     skip_invalid,
                     device=device or "auto",
+                    source=None if input == "-" else input,
                 ):
                     sink.write(json.dumps(result) + "\n")
                     sink.flush()
@@ -177,5 +179,5 @@ def command(
         )
         raise typer.Exit(128 + signum) from None
     finally:
-        if source is not sys.stdin:
+        if input != "-":
             source.close()

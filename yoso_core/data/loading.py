@@ -5,6 +5,8 @@ training starts with a DataError naming the file, the row and the expected forma
 
 - ``.json`` / ``.jsonl``: one JSON object per line (a ``.json`` file may also hold one JSON array
   of objects); read with the standard library so that errors name the exact line.
+- Text files (json, jsonl, csv, txt) must be UTF-8: other bytes stop the load with a DataError
+  naming the file and line (never a silent replacement character).
 - ``.csv`` / ``.parquet`` / ``.txt``: the ``datasets`` library's csv, parquet and text loaders.
   In csv files list columns (``choices``, ``answers``) are JSON text and ``tokens``/``tags`` may be
   space-separated. ``.txt`` files hold mlm text, one record per non-empty line.
@@ -147,9 +149,33 @@ def _same_choice_count(
     return first
 
 
+def _utf8_lines(path: Path, *, keep: bool = True) -> list[str]:
+    """The lines of a text file (ends kept), decoded as UTF-8 one by one; a byte-order mark is dropped.
+
+    ``keep=False`` only checks the file (and returns nothing).
+    Bytes that are not UTF-8 raise DataError naming the line and the byte, never a silent
+    replacement character.
+    """
+    lines = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at byte "
+                    f"{error.start + 1} of the line); save the file as UTF-8"
+                ) from None
+            if keep:
+                lines.append(text)
+    return lines
+
+
 def _json_rows(path: Path, expected: str) -> list[tuple[int, Any]]:
     """(line number, value) of a JSON-lines file, or (index, item) of a file holding one JSON array."""
-    text = path.read_text(encoding="utf-8-sig", errors="replace")  # tolerate a byte-order mark
+    text = "".join(_utf8_lines(path))
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -178,6 +204,8 @@ def _datasets_rows(kind: str, path: Path, expected: str) -> list[tuple[int, dict
     """(row number, row) of a csv, parquet or text file read by the ``datasets`` library."""
     import datasets
 
+    if kind in ("csv", "text"):
+        _utf8_lines(path, keep=False)  # the loaders' own decoding errors name no line
     quiet = datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # stderr belongs to our own progress display
     with tempfile.TemporaryDirectory(prefix="yoso-data-") as cache:  # no stale cache, nothing left behind

@@ -16,6 +16,25 @@ MAX_ANSWER_TOKENS = 30
 _QA_CANDIDATES = 20  # best start and end tokens tried per window
 
 
+def decode_line(raw: bytes, line_number: int, *, source: str | None = None) -> str:
+    """One input line's bytes as text (UTF-8; a byte-order mark on line 1 is dropped).
+
+    DataError names the file (``source``), the line and the first bad byte for bytes that are not
+    UTF-8, so ``yoso predict`` stops there (or ``--skip-invalid`` skips the line) like for any
+    malformed line.
+    """
+    if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where = f"{source}: line {line_number}" if source else f"line {line_number}"
+        raise DataError(
+            f"{where}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the "
+            "line); save the input as UTF-8"
+        ) from None
+
+
 def parse_predict_line(task: str, line: str, line_number: int, *, source: str | None = None) -> dict:
     """One input line of ``yoso predict`` as a validated record; DataError names the line number.
 
