@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -106,3 +107,81 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
             optimizer=other_optimizer,
             scheduler=build_scheduler(other_optimizer, warmup_steps=1, total_steps=10),
         )
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_save_removes_its_temporary_directory(tmp_path, monkeypatch, error):
+    model, optimizer, scheduler = tiny_mlm()
+    save(tmp_path, 1, model, optimizer, scheduler)
+    real_save = torch.save
+
+    def failing_save(obj, path, *args, **kwargs):
+        if str(path).endswith("scheduler.pt"):  # the disk fills up half-way through the checkpoint
+            raise error
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    with pytest.raises(type(error)):
+        save(tmp_path, 2, model, optimizer, scheduler)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-1"]
+    assert ckpt.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step-1"
+
+
+def test_sweep_removes_what_dead_processes_left_and_keeps_live_ones(tmp_path):
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    dead, alive = _dead_pid(), os.getppid()
+    stale = [root / f".tmp-step-3-{dead}", root / f".old-step-2-{dead}", tmp_path / f".tmp-final-{dead}"]
+    for path in stale:
+        path.mkdir()
+        (path / "model.safetensors").write_bytes(b"x" * 100)
+    (tmp_path / f".tmp-tokenizer-{dead}").write_text("a file, not a directory")
+    stale.append(tmp_path / f".tmp-tokenizer-{dead}")
+    live = root / f".tmp-step-4-{alive}"  # another process's save in flight
+    live.mkdir()
+    kept = [root / "step-1", tmp_path / "final", tmp_path / ".hidden-notes"]
+    for path in kept:
+        path.mkdir()
+    removed = ckpt.sweep_stale(tmp_path)
+    assert sorted(removed) == sorted(stale)
+    assert not any(p.exists() for p in stale)
+    assert live.is_dir() and all(p.is_dir() for p in kept)
+
+
+def test_a_symlinked_checkpoint_target_keeps_its_link(tmp_path):
+    model, optimizer, scheduler = tiny_mlm()
+    elsewhere = tmp_path / "disk2" / "step-1"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "stale.txt").write_text("old")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "step-1").symlink_to(elsewhere)
+    path = save(tmp_path / "run", 1, model, optimizer, scheduler)
+    assert path.is_symlink() and path.resolve() == elsewhere
+    assert (elsewhere / "model.safetensors").is_file() and not (elsewhere / "stale.txt").exists()
+    assert [p.name for p in elsewhere.parent.iterdir()] == ["step-1"]  # no temporary left there
+
+
+def test_staged_dir_replaces_a_link_target_and_cleans_up_on_error(tmp_path):
+    target = tmp_path / "real"
+    target.mkdir()
+    (target / "a").write_text("1")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(RuntimeError), ckpt.staged_dir(link) as tmp:
+        (tmp / "b").write_text("2")
+        raise RuntimeError("boom")
+    assert (target / "a").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+    with ckpt.staged_dir(link) as tmp:
+        (tmp / "b").write_text("2")
+    assert link.is_symlink() and sorted(p.name for p in target.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

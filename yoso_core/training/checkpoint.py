@@ -9,18 +9,23 @@ A checkpoint ``OUTPUT_DIR/checkpoints/step-N/`` holds
                          and the loss sums not yet logged
     trainer_state.json   step, data position (micro-batches consumed), world size, seed
 
-It is written into ``checkpoints/.tmp-step-N-PID`` and renamed into place, so a process killed
-while saving leaves only a temporary directory, which ``latest_checkpoint`` ignores.
+It is written into ``checkpoints/.tmp-step-N-PID`` and renamed into place (``staged_dir``), so a
+process killed while saving leaves only a temporary directory, which ``latest_checkpoint`` ignores.
+A save that fails (a full disk, Ctrl-C) removes its temporary directory on the way out; what a
+SIGKILL leaves behind is removed by ``sweep_stale`` when the next run starts in the same output
+directory. A target that is a symbolic link (``final -> /data/model``) keeps its link: the
+directory it points to is replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,8 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+# what a swap leaves when its process dies half-way: .tmp-NAME-PID (being written), .old-NAME-PID
+_STAGING = re.compile(r"^\.(?:tmp|old)-.+-(\d+)$")
 STATE_FILE = "trainer_state.json"
 
 
@@ -85,15 +92,92 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def swap_location(target: str | os.PathLike) -> Path:
+    """Where a directory swap onto ``target`` happens: the real path, so a symbolic link is followed.
+
+    ``final -> /data/run/final`` replaces ``/data/run/final`` and the link stays; the temporary
+    directory must be made beside this path (a rename cannot cross file systems).
+    """
+    return Path(os.path.realpath(target))
+
+
+def _remove(path: Path) -> None:
+    """Delete a directory tree, a file or a link (a link itself, never what it points to)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def replace_dir(tmp: Path, target: Path) -> None:
-    """Rename the finished directory ``tmp`` to ``target``, replacing any ``target`` whole."""
-    if not target.exists():
+    """Rename the finished directory ``tmp`` to ``target``, replacing any ``target`` whole.
+
+    A ``target`` that is a symbolic link is followed (its link stays); ``tmp`` must lie beside
+    ``swap_location(target)``.
+    """
+    target = swap_location(target)
+    if not os.path.lexists(target):
         tmp.rename(target)
         return
     old = target.with_name(f".old-{target.name}-{os.getpid()}")
+    if os.path.lexists(old):
+        _remove(old)
     target.rename(old)
     tmp.rename(target)
-    shutil.rmtree(old)
+    _remove(old)
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """A fresh ``.tmp-NAME-PID`` directory beside ``target`` to write into; renamed onto it on success.
+
+    When the block raises (anything, KeyboardInterrupt included), the temporary directory is
+    removed and ``target`` is left as it was.
+    """
+    location = swap_location(target)
+    location.parent.mkdir(parents=True, exist_ok=True)
+    tmp = location.with_name(f".tmp-{location.name}-{os.getpid()}")
+    if os.path.lexists(tmp):
+        _remove(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        replace_dir(tmp, location)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(output_dir: str | os.PathLike) -> list[Path]:
+    """Remove what dead processes left of directory swaps in ``output_dir`` and its checkpoints/.
+
+    Only ``.tmp-NAME-PID`` / ``.old-NAME-PID`` entries whose process no longer runs are removed
+    (a run holds the output directory's lock while it writes them); returns what was removed.
+    """
+    removed = []
+    for folder in (Path(output_dir), checkpoint_root(output_dir)):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = _STAGING.match(path.name)
+            if match and (int(match.group(1)) == os.getpid() or not _pid_alive(int(match.group(1)))):
+                with contextlib.suppress(OSError):
+                    _remove(path)
+                    removed.append(path)
+    return removed
 
 
 def save_checkpoint(
@@ -116,26 +200,24 @@ def save_checkpoint(
     root = checkpoint_root(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
-    tmp = root / f".tmp-step-{step}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    if hasattr(model, "config"):
-        model.config.save_pretrained(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_states, tmp / "rng.pt")
-    if write_extra is not None:
-        write_extra(tmp)
-    (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=2))
-    for path in tmp.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    replace_dir(tmp, final)  # a rerun from an older checkpoint overwrites a later one
+    # a rerun from an older checkpoint overwrites a later one; a failed save leaves nothing behind
+    with staged_dir(final) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        if hasattr(model, "config"):
+            model.config.save_pretrained(tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng_states, tmp / "rng.pt")
+        if write_extra is not None:
+            write_extra(tmp)
+        (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=2))
+        for path in tmp.iterdir():
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
     if keep is not None:
         for path in list_checkpoints(output_dir)[:-keep]:
-            shutil.rmtree(path)
+            _remove(path)
     return final
 
 

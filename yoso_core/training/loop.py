@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -119,10 +117,8 @@ def _tokenizer(
     path = output_dir / RUN_TOKENIZER_DIR
     if info.is_main:
         tokenizer = prepare_tokenizer(config, records)
-        tmp = output_dir / f".tmp-tokenizer-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer.save_pretrained(str(tmp))
-        ckpt.replace_dir(tmp, path)
+        with ckpt.staged_dir(path) as tmp:
+            tokenizer.save_pretrained(str(tmp))
     distributed.barrier(info)
     return load_tokenizer(str(path), max_length=max_length)
 
@@ -130,11 +126,9 @@ def _tokenizer(
 def _save_final(model, tokenizer, output_dir: Path) -> Path:
     """Write ``OUTPUT_DIR/final`` atomically (weights, config, tokenizer)."""
     final = output_dir / "final"
-    tmp = output_dir / f".tmp-final-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    ckpt.replace_dir(tmp, final)
+    with ckpt.staged_dir(final) as tmp:  # a symlinked final/ keeps its link; its target is replaced
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
     return final
 
 
