@@ -37,6 +37,7 @@ from .build import (
 )
 from .config import ConfigError, TrainConfig, save_config
 from .evaluate import autocast, evaluate
+from .lock import OutputLock, lock_output_dir
 from .optim import build_optimizer, build_scheduler
 from .reporting import MetricsLog, Progress, finite_or_none, format_metrics
 from .schedule import BatchSchedule
@@ -132,12 +133,39 @@ def _save_final(model, tokenizer, output_dir: Path) -> Path:
     return final
 
 
+def _lock_output(config: TrainConfig, info: distributed.DistInfo) -> OutputLock | None:
+    """Rank 0 locks the output directory and sweeps what dead runs left; every rank learns of a failure."""
+    lock, error = None, None
+    if info.is_main:
+        try:
+            lock = lock_output_dir(config.resolved_output_dir())
+        except ConfigError as exc:
+            error = exc
+    if info.distributed and distributed.sum_across(info, 1.0 if error is not None else 0.0) > 0:
+        if error is None:
+            error = ConfigError(f"rank 0 could not take --output-dir {config.output_dir!r}; see its error")
+    if error is not None:
+        raise error
+    if lock is not None:
+        ckpt.sweep_stale(config.resolved_output_dir())
+    return lock
+
+
 def train(config: TrainConfig) -> TrainResult:
-    """Train as ``config`` says (one process, or one rank under torchrun) and return the result."""
+    """Train as ``config`` says (one process, or one rank under torchrun) and return the result.
+
+    The output directory is locked for the run (``lock.lock_output_dir``): a second run into it
+    fails with ``OutputDirLocked`` naming the first.
+    """
     quiet_transformers()
     info = distributed.setup(config.device)
     try:
-        result = _train(config, info)
+        lock = _lock_output(config, info)
+        try:
+            result = _train(config, info)
+        finally:
+            if lock is not None:
+                lock.release()
     except BaseException:
         if info.distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
