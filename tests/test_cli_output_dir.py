@@ -1,5 +1,5 @@
 """The output directory of `yoso pretrain` / `yoso finetune`: locked per run, swept of what dead runs
-left, symlinks followed, and an unusable directory refused before the work starts."""
+left, symlinks followed, and every unusable directory or resume refused before the work starts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from yoso_cli.main import app
+from yoso_core.training import config as config_module
 from yoso_core.training import lock as lock_module
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -140,6 +141,41 @@ def test_an_output_dir_that_is_a_file_or_read_only_is_one_error_line(tmp_path, m
     finally:
         read_only.chmod(0o755)
     assert list(read_only.iterdir()) == []
+
+
+def test_device_cuda_without_a_gpu_is_one_error_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(config_module, "_cuda_available", lambda: False)
+    one_error_line(finetune(tmp_path / "run", "--device", "cuda"), "--device cuda", "--device cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_seq_len_or_task_is_refused_before_the_work(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert finetune(out, "--max-steps", "1").exit_code == 0
+    checkpoint = out / "checkpoints" / "step-1"
+    before = sorted(p.name for p in out.iterdir())
+    from yoso_core import data
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were loaded before the resume was checked")
+
+    monkeypatch.setattr(data, "load_task_data", no_data)
+    one_error_line(finetune(out, "--resume", "auto", "--seq-len", "64"), "--seq-len 32", "not 64")
+    wrong_task = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            *RUN[2:],
+            "--task",
+            "qa",
+            "--output-dir",
+            str(out),
+            "--resume",
+            str(checkpoint),
+        ],
+    )
+    one_error_line(wrong_task, "task 'classification'", "not 'qa'")
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 def test_the_lock_is_released_when_the_run_fails(tmp_path):

@@ -288,6 +288,13 @@ def _non_negative(config: TrainConfig, *names: str) -> None:
             raise ConfigError(f"{flag(name)} must be >= 0, got {value}")
 
 
+def _cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def validate(config: TrainConfig) -> None:
     """Raise ConfigError naming the flag for any invalid option (nothing heavy: no data, no model)."""
     if config.task not in TASKS:
@@ -322,6 +329,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     if config.device not in DEVICES:
         raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
+    if config.device == "cuda" and not _cuda_available():
+        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     if not 0.0 < config.mlm_probability < 1.0:
         raise ConfigError(f"--mlm-probability must be in (0, 1), got {config.mlm_probability}")
     if config.dropout is not None and not 0.0 <= config.dropout < 1.0:

@@ -99,6 +99,38 @@ def _resume_path(config: TrainConfig, output_dir: Path) -> Path | None:
     return Path(config.resume)
 
 
+def _check_resume(config: TrainConfig, resume: Path, info: distributed.DistInfo) -> None:
+    """ConfigError, before any work, when the checkpoint was written by a run this one cannot continue."""
+    import yaml
+
+    state = ckpt.read_state(resume)
+    written = (state.get("world_size"), state.get("batch_size"), state.get("gradient_accumulation_steps"))
+    if written != (info.world_size, config.batch_size, config.gradient_accumulation_steps):
+        raise ConfigError(
+            f"--resume {resume}: the checkpoint was written by {written[0]} process(es) with "
+            f"--batch-size {written[1]} and --gradient-accumulation-steps {written[2]}; resume with the "
+            "same values"
+        )
+    if state.get("task") not in (None, config.task):
+        raise ConfigError(
+            f"--resume {resume}: the checkpoint is of task {state['task']!r}, not {config.task!r}; resume "
+            f"with --task {state['task']} (or start a new run in another --output-dir)"
+        )
+    try:
+        run_config = yaml.safe_load((resume / "run_config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        run_config = {}  # older checkpoints: the model load reports what does not fit
+    seq_len = run_config.get("seq_len") if isinstance(run_config, dict) else None
+    if seq_len is not None and seq_len != config.seq_len:
+        raise ConfigError(
+            f"--resume {resume}: the checkpoint was trained with --seq-len {seq_len}, not {config.seq_len}; "
+            f"resume with --seq-len {seq_len}"
+        )
+    step = int(state.get("step", 0))
+    if step > config.max_steps:
+        raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
+
+
 def _tokenizer(
     config: TrainConfig,
     records: list[dict],
@@ -179,6 +211,8 @@ def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
 
     output_dir = config.resolved_output_dir()
     resume = _resume_path(config, output_dir)
+    if resume is not None:
+        _check_resume(config, resume, info)
     seed_everything(config.seed)
     data = load_task_data(
         config.task,
@@ -228,16 +262,7 @@ def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
         state, rng_states = ckpt.load_checkpoint(
             resume, model=model, optimizer=optimizer, scheduler=scheduler, map_location=info.device
         )
-        written = (state.get("world_size"), state.get("batch_size"), state.get("gradient_accumulation_steps"))
-        if written != (info.world_size, config.batch_size, config.gradient_accumulation_steps):
-            raise ConfigError(
-                f"--resume {resume}: the checkpoint was written by {written[0]} process(es) with "
-                f"--batch-size {written[1]} and --gradient-accumulation-steps {written[2]}; resume with the "
-                "same values"
-            )
         step = int(state["step"])
-        if step > config.max_steps:
-            raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
         process_state = rng_states[info.rank]
         ckpt.restore_rng_state(process_state["rng"])
         resumed_window = process_state["log_window"]
