@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install test test-all lint format demo bench kernels gpu-check clean
+.PHONY: venv install test test-all lint format demo compare bench kernels gpu-check clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,11 @@ kernels: $(STAMP)
 # The main job on built-in data: fine-tune on long-context QA, evaluate, predict.
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# Softmax, YOSO-E and sampled YOSO trained on one built-in task with the same budget: one table
+# (quality, tokens/s, peak memory, wall time). COMPARE_ARGS="--seq-len 2048 --steps 400" for more.
+compare: $(STAMP)
+	$(PY) scripts/compare.py $(COMPARE_ARGS)
 
 # Attention-level benchmark on this machine (the performance targets of DESIGN.md).
 bench: $(STAMP)
