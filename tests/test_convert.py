@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import yoso_core
 from yoso_cli.main import app
-from yoso_core.convert import ConvertError, ConvertOptions, convert, extend_positions
+from yoso_core.convert import ConvertError, ConvertOptions, convert, extend_positions, looks_like_model_dir
 
 SMALL = dict(
     vocab_size=99,
@@ -373,13 +373,71 @@ def test_destination_must_not_exist_unless_forced(tmp_path):
     transformers.YosoModel(transformers.YosoConfig(**SMALL, max_position_embeddings=16)).save_pretrained(
         tmp_path / "src"
     )
-    (tmp_path / "dst").mkdir()
+    convert(tmp_path / "src", tmp_path / "dst", ConvertOptions())  # an earlier conversion
     (tmp_path / "dst" / "old.txt").write_text("old")
     with pytest.raises(ConvertError, match="already exists.*--force"):
         convert(tmp_path / "src", tmp_path / "dst", ConvertOptions())
     convert(tmp_path / "src", tmp_path / "dst", ConvertOptions(force=True))
     assert not (tmp_path / "dst" / "old.txt").exists() and (tmp_path / "dst" / "model.safetensors").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def _saved_source(path):
+    transformers.YosoModel(transformers.YosoConfig(**SMALL, max_position_embeddings=16)).save_pretrained(path)
+    return path
+
+
+def test_force_refuses_a_destination_holding_the_source(tmp_path):
+    src = _saved_source(tmp_path / "project" / "models" / "src")
+    for dst in (tmp_path / "project", tmp_path / "project" / "models", src):
+        with pytest.raises(ConvertError, match="holds SRC"):
+            convert(src, dst, ConvertOptions(force=True))
+    assert (src / "model.safetensors").is_file()
+    checkpoint = tmp_path / "run" / "cp.pt"  # an original checkpoint file inside DST
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"weights")
+    with pytest.raises(ConvertError, match="holds SRC"):
+        convert(checkpoint, tmp_path / "run", ConvertOptions(source="original", force=True))
+    assert checkpoint.read_bytes() == b"weights"
+
+
+def test_force_refuses_what_is_not_a_model_directory(tmp_path):
+    src = _saved_source(tmp_path / "src")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConvertError, match="does not look like a model directory"):
+        convert(src, notes, ConvertOptions(force=True))
+    assert (notes / "thesis.tex").read_text() == "years of work"
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ConvertError, match="is a file, not a model directory"):
+        convert(src, a_file, ConvertOptions(force=True))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    convert(src, empty, ConvertOptions(force=True))  # an empty directory is fine
+    assert looks_like_model_dir(empty)
+    result = CliRunner().invoke(app, ["convert", str(src), str(notes), "--force"])
+    assert result.exit_code == 2 and "error: DST" in result.output and "Traceback" not in result.output
+
+
+def test_a_symlinked_destination_keeps_its_link_and_gets_the_model(tmp_path):
+    src = _saved_source(tmp_path / "src")
+    target = tmp_path / "disk2" / "model"
+    convert(src, target, ConvertOptions())
+    (target / "stale.bin").write_bytes(b"old")
+    link = tmp_path / "current"
+    link.symlink_to(target)
+    with pytest.raises(ConvertError, match="already exists"):
+        convert(src, link, ConvertOptions())
+    convert(src, link, ConvertOptions(force=True))
+    assert link.is_symlink() and link.resolve() == target
+    assert (target / "model.safetensors").is_file() and not (target / "stale.bin").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model"]  # no temporary left
+    dangling = tmp_path / "next"
+    dangling.symlink_to(tmp_path / "disk2" / "next-model")
+    convert(src, dangling, ConvertOptions(force=True))
+    assert dangling.is_symlink() and (tmp_path / "disk2" / "next-model" / "config.json").is_file()
 
 
 def test_cli_convert_and_errors(tmp_path):

@@ -16,15 +16,18 @@ Sources (``--from``):
 Every key map is a declarative table of ``(source key, target key)`` pairs, ``{}`` standing for the
 layer index and ``None`` for a key that is dropped. Conversion fails, naming the keys, on any
 source key no rule covers, any target key nothing provides, and any shape that does not fit.
-The result is written into a temporary directory beside DST and renamed into place.
+The result is written into a temporary directory beside DST and renamed into place. ``--force``
+replaces only what a conversion would have written: an empty directory or a model directory
+(``config.json`` and weights), never one that holds SRC; a DST that is a symbolic link keeps its
+link, and the directory it points to is replaced.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +51,12 @@ TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
 )
 CHECKPOINT_SUFFIXES = (".model", ".cp", ".pt", ".pth", ".bin", ".ckpt")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 Rules = list[tuple[str, str | None]]
 
@@ -651,13 +660,50 @@ def verify_against(theirs, ours, arch: str) -> float:
             module.use_expectation = value
 
 
+def looks_like_model_dir(path: Path) -> bool:
+    """Whether ``path`` is a saved model directory: a ``config.json`` and a weights file."""
+    return (path / "config.json").is_file() and any((path / name).is_file() for name in WEIGHT_FILES)
+
+
+def check_destination(src: str | Path, dst: str | Path, force: bool) -> None:
+    """ConvertError unless ``dst`` may be written: absent, or (``force``) a model dir not holding SRC."""
+    from .training.checkpoint import swap_location
+
+    dst = Path(dst)
+    if not os.path.lexists(dst):
+        return
+    if not force:
+        raise ConvertError(f"DST {dst} already exists; choose a new directory or pass --force to replace it")
+    real_dst = swap_location(dst)
+    if Path(src).exists():
+        real_src = swap_location(src)
+        if real_src == real_dst or real_dst in real_src.parents:
+            raise ConvertError(
+                f"--force would delete DST {dst}, which holds SRC {src}; choose a DST outside SRC"
+            )
+    if not os.path.lexists(real_dst):
+        return  # a link to nothing yet: the model is written where it points
+    if not real_dst.is_dir():
+        raise ConvertError(
+            f"DST {dst} is a file, not a model directory; --force replaces only model directories"
+        )
+    if any(real_dst.iterdir()) and not looks_like_model_dir(real_dst):
+        raise ConvertError(
+            f"DST {dst} does not look like a model directory (no config.json with model weights), so "
+            "--force will not delete it; choose another DST, or remove it yourself"
+        )
+
+
 def _write(
     model, dst: Path, src_dir: Path | None, report: ConvertReport, positions_changed: int | None
 ) -> None:
-    """Save into a temporary directory beside ``dst``, copy tokenizer files, then rename into place."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
+    """Save into a temporary directory beside ``dst``, copy tokenizer files, then rename into place.
+
+    A ``dst`` that is a symbolic link keeps its link; the directory it points to is replaced.
+    """
+    from .training.checkpoint import staged_dir
+
+    with staged_dir(dst) as tmp:
         model.save_pretrained(tmp)
         if src_dir is not None:
             for name in TOKENIZER_FILES:
@@ -670,16 +716,6 @@ def _write(
                     tok["model_max_length"] = positions_changed
                     config_path.write_text(json.dumps(tok, indent=2) + "\n")
         report.files = sorted(p.name for p in tmp.iterdir())
-        old = None
-        if dst.exists():
-            old = dst.parent / f".{dst.name}.old-{tmp.name}"
-            dst.rename(old)
-        tmp.rename(dst)
-        if old is not None:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def convert(src: str | Path, dst: str | Path, opts: ConvertOptions) -> ConvertReport:
@@ -699,8 +735,7 @@ def convert(src: str | Path, dst: str | Path, opts: ConvertOptions) -> ConvertRe
         if opts.num_attention_heads < 1:
             raise ConvertError(f"--num-attention-heads must be positive, got {opts.num_attention_heads}")
     dst = Path(dst)
-    if dst.exists() and not opts.force:
-        raise ConvertError(f"DST {dst} already exists; choose a new directory or pass --force to replace it")
+    check_destination(src, dst, opts.force)
     report = ConvertReport(source=opts.source, src=str(src), dst=str(dst))
     theirs = None
     src_dir: Path | None = None
