@@ -183,3 +183,94 @@ def test_non_utf8_stdin_is_one_bad_line(model):
     assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1", "r3", "r4"]
     error = json.loads(result.stderr)
     assert error["line"] == 3 and "not valid UTF-8" in error["error"]
+
+
+# ---- bad paths and damaged models: one error line, exit 2, before the work ------------------------
+
+
+def refuse_work(monkeypatch):
+    """Make any model run fail the test: the error must come before the work."""
+    import yoso_core.predict as core
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model ran before the error")
+
+    monkeypatch.setattr(core, "answer", no_work)
+
+
+def assert_one_error(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    (message,) = result.stderr.splitlines()
+    assert message.startswith("error: ") and all(p in message for p in parts), message
+
+
+def test_output_that_is_a_directory_is_refused_before_the_work(model, tmp_path, monkeypatch):
+    refuse_work(monkeypatch)
+    result = invoke("predict", "--model", model, "--output", str(tmp_path), stdin="\n".join(lines(3)))
+    assert_one_error(result, f"--output {str(tmp_path)!r} is a directory", "give a file name")
+    result = invoke("predict", "--model", model, "--input", str(tmp_path), stdin="")
+    assert_one_error(result, "is not a file")
+
+
+def test_parquet_and_csv_inputs_are_read_as_records(model, tmp_path):
+    import pandas as pd
+
+    rows = [json.loads(line) for line in lines(4)]
+    want = [
+        json.loads(x)
+        for x in invoke("predict", "--model", model, stdin="\n".join(lines(4))).stdout.splitlines()
+    ]
+    pd.DataFrame(rows).to_parquet(tmp_path / "in.parquet")
+    pd.DataFrame(rows).to_csv(tmp_path / "in.csv", index=False)
+    for name in ("in.parquet", "in.csv"):
+        result = invoke("predict", "--model", model, "--input", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        assert [json.loads(x) for x in result.stdout.splitlines()] == want
+    # a bad row is named by its row number, and skipped with --skip-invalid
+    rows[1]["text"] = None
+    pd.DataFrame(rows).to_parquet(tmp_path / "bad.parquet")
+    result = invoke("predict", "--model", model, "--input", str(tmp_path / "bad.parquet"))
+    assert_one_error(result, f"{tmp_path / 'bad.parquet'}: row 2: ", 'column "text" is empty')
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0"]
+    result = invoke("predict", "--model", model, "--input", str(tmp_path / "bad.parquet"), "--skip-invalid")
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r2", "r3"]
+    assert json.loads(result.stderr)["row"] == 2
+
+
+def test_a_file_that_is_not_parquet_is_refused_before_the_work(model, tmp_path, monkeypatch):
+    refuse_work(monkeypatch)
+    fake = tmp_path / "x.parquet"
+    fake.write_text('{"text": "a"}\n')
+    result = invoke("predict", "--model", model, "--input", str(fake), "--output", str(tmp_path / "o.jsonl"))
+    assert_one_error(result, f"{fake}: cannot read it as parquet")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("damage", ["no weights", "truncated weights", "missing tensor", "broken tokenizer"])
+def test_a_damaged_model_directory_is_one_error_line_before_the_work(model, tmp_path, monkeypatch, damage):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = shutil.copytree(model, tmp_path / "model")
+    weights = broken / "model.safetensors"
+    if damage == "no weights":
+        weights.unlink()
+        expected = "cannot load the weights"
+    elif damage == "truncated weights":
+        os.truncate(weights, weights.stat().st_size // 2)
+        expected = "cannot load the weights"
+    elif damage == "missing tensor":
+        tensors = load_file(weights)
+        tensors.pop(sorted(tensors)[0])
+        save_file(tensors, weights, metadata={"format": "pt"})
+        expected = "the weights lack 1 of the model's tensors"
+    else:
+        tokenizer = broken / "tokenizer.json"
+        tokenizer.write_text(tokenizer.read_text()[:1000])
+        expected = "cannot load its tokenizer"
+    refuse_work(monkeypatch)
+    target = tmp_path / "out.jsonl"
+    result = invoke("predict", "--model", str(broken), "--output", str(target), stdin="\n".join(lines(2)))
+    assert_one_error(result, f"--model {str(broken)!r}: {expected}")
+    assert not target.exists()

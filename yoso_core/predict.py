@@ -81,14 +81,46 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
         target = pick_device(device)
     except ValueError as exc:
         raise PredictError(str(exc)) from None
-    model = task_model_class(config, task).from_pretrained(str(path)).to(target).eval()
+    model = _load_weights(task_model_class(config, task), path).to(target).eval()
     max_length = max_length_of(config)
-    tokenizer = load_tokenizer(str(path), max_length=max_length)
+    try:
+        tokenizer = load_tokenizer(str(path), max_length=max_length)
+    except Exception as exc:  # a broken tokenizer.json raises JSON, tokenizers or OS errors
+        raise PredictError(
+            f"--model {str(path)!r}: cannot load its tokenizer ({_reason(exc)}); save the tokenizer "
+            "again beside the model (or copy it from the run's output directory)"
+        ) from None
     id2label = {int(k): v for k, v in config.id2label.items()} if task in _LABELLED else None
     return Predictor(task, model, tokenizer, target, max_length, id2label)
 
 
 _LABELLED = ("classification", "token-classification")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what an exception was about."""
+    text = " ".join(str(exc).split())
+    return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
+
+
+def _load_weights(model_class: Any, path: Path) -> Any:
+    """``model_class.from_pretrained(path)``, refusing weight files that are missing, truncated or
+    short of any of the model's tensors (which would leave them randomly initialised)."""
+    try:
+        model, info = model_class.from_pretrained(str(path), output_loading_info=True)
+    except Exception as exc:  # OSError (no file), SafetensorError (truncated), size mismatches, ...
+        raise PredictError(
+            f"--model {str(path)!r}: cannot load the weights ({_reason(exc)}); the model directory "
+            "is incomplete or damaged: copy it again, or use a checkpoint of the run"
+        ) from None
+    missing = info.get("missing_keys") or []
+    if missing:
+        raise PredictError(
+            f"--model {str(path)!r}: the weights lack {len(missing)} of the model's tensors "
+            f"({', '.join(sorted(missing)[:3])}{', ...' if len(missing) > 3 else ''}); the weight file "
+            "belongs to another model or is damaged: copy the model directory again"
+        )
+    return model
 
 
 def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -166,6 +198,68 @@ def answer(
     )
 
 
+TABLE_INPUTS = (".parquet", ".csv")  # read as rows; any other file as lines
+
+
+def open_input(path: str | Path) -> tuple[Iterator[bytes | dict], str]:
+    """The items of a predict input file and what they are called in messages (``"line"``/``"row"``).
+
+    ``.parquet`` and ``.csv`` files give one dict per row (empty csv cells are missing values, list
+    columns are JSON text as in training files); any other file gives its lines as bytes. Raises
+    DataError before anything is answered when the file cannot be opened as its type.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        from .data import DataError
+
+        try:
+            table = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise DataError(
+                f"{path}: cannot read it as parquet ({_reason(exc)}); give a parquet file, or JSON lines"
+            ) from None
+        return _parquet_rows(path, table), "row"
+    if suffix == ".csv":
+        return _csv_rows(path), "row"
+    return _byte_lines(path), "line"
+
+
+def _byte_lines(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        yield from f
+
+
+def _parquet_rows(path: Path, table: Any) -> Iterator[dict]:
+    from .data import DataError
+
+    rows = 0
+    batches = table.iter_batches(batch_size=256)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # a damaged row group
+            raise DataError(f"{path}: cannot read the rows after row {rows} ({_reason(exc)})") from None
+        for row in batch.to_pylist():
+            rows += 1
+            yield row
+
+
+def _csv_rows(path: Path) -> Iterator[dict]:
+    import csv
+
+    from .data.predict import decode_line
+
+    with open(path, "rb") as f:
+        text = (decode_line(raw, number, source=str(path)) for number, raw in enumerate(f, start=1))
+        for row in csv.DictReader(text):
+            yield {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+
+
 def _stderr_error(error: dict) -> None:
     print(json.dumps(error), file=sys.stderr, flush=True)
 
@@ -216,18 +310,20 @@ def predict(
     device: str = "auto",
     seed: int = 0,
     source: str | None = None,
+    unit: str = "line",
 ) -> Iterator[dict]:
     """Output dicts for the input ``lines`` (see the module docstring), streamed batch by batch.
 
     ``lines`` may be text or bytes (UTF-8, decoded line by line: bytes that are not UTF-8 make that
-    line malformed). ``source`` (the input's file name) prefixes error messages when given.
+    line malformed), or dicts (rows of a table, see ``open_input``). ``source`` (the input's file
+    name) prefixes error messages when given; ``unit`` is what messages call an item.
     ``on_error`` receives ``{"line", "error"}`` for each skipped line (default: one JSON line on stderr).
     ``on_metrics`` receives ``score(...)`` of the labelled lines once all lines are answered, when
     any line carried a label (default: ``{"metrics": {...}}`` as one JSON line on stderr).
     """
     from .data import DataError, parse_predict_line
     from .data.encoding import EncodingError
-    from .data.predict import decode_line
+    from .data.predict import decode_line, parse_predict_record
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -251,24 +347,39 @@ def predict(
         labelled.clear()
 
     with torch.random.fork_rng(devices=devices):  # the caller's RNG is left as it was
-        for number, line in enumerate(lines, start=1):
+        items = iter(lines)
+        number = 0
+        while True:
             try:
-                if isinstance(line, bytes):
-                    line = decode_line(line, number, source=source)
-                if not line.strip():
-                    continue
-                record = parse_predict_line(predictor.task, line.rstrip("\r\n"), number, source=source)
+                line = next(items)
+            except StopIteration:
+                break
+            except DataError:  # the input itself cannot be read on: answer what was read first
+                yield from flush()
+                raise
+            number += 1
+            where = f"{source}: {unit} {number}" if source else f"{unit} {number}"
+            try:
+                if isinstance(line, dict):
+                    record = parse_predict_record(predictor.task, line, number, source=source, unit=unit)
+                else:
+                    if isinstance(line, bytes):
+                        line = decode_line(line, number, source=source)
+                    if not line.strip():
+                        continue
+                    record = parse_predict_line(
+                        predictor.task, line.rstrip("\r\n"), number, source=source, unit=unit
+                    )
                 gold = record.pop(label_key, None)  # a label is not a model input
                 try:
                     features = encode_record(predictor, record)
                 except EncodingError as exc:  # name the input line, not the position in a batch
-                    where = f"{source}: line {number}" if source else f"line {number}"
                     raise DataError(f"{where}: {exc.reason}") from None
             except DataError as exc:
                 if not skip_invalid:
                     yield from flush()
                     raise
-                report({"line": number, "error": str(exc)})
+                report({unit: number, "error": str(exc)})
                 continue
             labelled.append(gold is not None)
             if gold is not None:

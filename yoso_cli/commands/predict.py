@@ -62,6 +62,22 @@ def _sweep_stale(target: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _check_output(path: str) -> None:
+    """Refuse an --output that cannot be written, before any work: a directory, a missing or
+    read-only directory."""
+    if path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        fail(
+            f"--output {path!r} is a directory; give a file name, e.g. {str(target / 'predictions.jsonl')!r}"
+        )
+    if not target.parent.is_dir():
+        fail(f"--output {path!r}: directory {str(target.parent)!r} does not exist")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        fail(f"--output {path!r}: directory {str(target.parent)!r} is not writable; choose another place")
+
+
 @contextlib.contextmanager
 def _output(path: str):
     """stdout for ``-``; else a temporary file renamed to ``path`` when the command ends.
@@ -73,8 +89,7 @@ def _output(path: str):
         yield sys.stdout
         return
     target = Path(path)
-    if not target.parent.is_dir():
-        fail(f"--output {path!r}: directory {str(target.parent)!r} does not exist")
+    _check_output(path)
     _sweep_stale(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     f = open(tmp, "w", encoding="utf-8")
@@ -101,7 +116,7 @@ def command(
         typer.Option(
             "--input",
             help="Input file of JSON lines (or plain text lines for "
-            "classification and fill-mask); - reads stdin.",
+            "classification and fill-mask), or a .csv or .parquet table of records; - reads stdin.",
         ),
     ] = "-",
     output: Annotated[
@@ -145,23 +160,36 @@ def command(
     import json
 
     from yoso_core.data import DataError
-    from yoso_core.predict import PredictError, predict
+    from yoso_core.predict import PredictError, load_predictor, open_input, predict
 
-    if input != "-" and not Path(input).is_file():
+    # Everything that can be checked is checked before the model runs.
+    if input != "-" and not Path(input).exists():
         fail(f"--input {input!r} does not exist")
-    # Bytes: each line is decoded on its own, so bytes that are not UTF-8 make one malformed line.
-    source = sys.stdin.buffer if input == "-" else open(input, "rb")
+    if input != "-" and not Path(input).is_file():
+        fail(f"--input {input!r} is not a file; give a file of JSON lines (or .csv, .parquet) or - for stdin")
+    if input != "-" and not os.access(input, os.R_OK):
+        fail(f"--input {input!r} is not readable (permission denied)")
+    _check_output(output)
+    size = batch_size if batch_size is not None else 16
+    if size < 1:
+        fail(f"--batch-size must be a positive integer, got {size}")
+    try:
+        predictor = load_predictor(model, device=device or "auto")
+        # Bytes: each line is decoded on its own, so bytes that are not UTF-8 make one malformed line.
+        source, unit = (sys.stdin.buffer, "line") if input == "-" else open_input(input)
+    except (DataError, PredictError) as exc:
+        fail(str(exc))
     written = 0
     try:
         with _stop_on_signals(), _output(output) as sink:
             try:
                 for result in predict(
-                    model,
+                    predictor,
                     source,
-                    batch_size if batch_size is not None else 16,
+                    size,
                     skip_invalid,
-                    device=device or "auto",
                     source=None if input == "-" else input,
+                    unit=unit,
                 ):
                     sink.write(json.dumps(result) + "\n")
                     sink.flush()
@@ -180,4 +208,4 @@ def command(
         raise typer.Exit(128 + signum) from None
     finally:
         if input != "-":
-            source.close()
+            source.close()  # a generator: closes its file

@@ -35,7 +35,9 @@ def decode_line(raw: bytes, line_number: int, *, source: str | None = None) -> s
         ) from None
 
 
-def parse_predict_line(task: str, line: str, line_number: int, *, source: str | None = None) -> dict:
+def parse_predict_line(
+    task: str, line: str, line_number: int, *, source: str | None = None, unit: str = "line"
+) -> dict:
     """One input line of ``yoso predict`` as a validated record; DataError names the line number.
 
     A JSON object in the task's format (labels optional), or, for classification and mlm, a plain
@@ -43,7 +45,7 @@ def parse_predict_line(task: str, line: str, line_number: int, *, source: str | 
     whitespace into tokens). ``source`` (a file name) prefixes the message when given.
     """
     check_task(task)
-    where = f"{source}: line {line_number}" if source else f"line {line_number}"
+    where = f"{source}: {unit} {line_number}" if source else f"{unit} {line_number}"
     expected = f"expected {PREDICT_FORMATS[task]}"
     text = line.strip()
     if not text:
@@ -57,6 +59,19 @@ def parse_predict_line(task: str, line: str, line_number: int, *, source: str | 
         record = {"text": line.rstrip("\r\n")}
     else:
         raise DataError(f"{where}: not a JSON object; {expected}")
+    return parse_predict_record(task, record, line_number, source=source, unit=unit)
+
+
+def parse_predict_record(
+    task: str, record: Any, number: int, *, source: str | None = None, unit: str = "row"
+) -> dict:
+    """One input record of ``yoso predict`` (a parsed line, or a row of a table) validated like a line.
+
+    DataError names ``source``, the ``unit`` (``"line"`` or ``"row"``) and its 1-based ``number``.
+    """
+    check_task(task)
+    where = f"{source}: {unit} {number}" if source else f"{unit} {number}"
+    expected = f"expected {PREDICT_FORMATS[task]}"
     if not isinstance(record, dict):
         raise DataError(f"{where}: not a JSON object; {expected}")
     if task == "token-classification" and "tokens" not in record and isinstance(record.get("text"), str):
