@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,19 @@ def _lengths(seq_len: list[str] | None, extra: list[str] | None) -> list[int] | 
             except ValueError:
                 fail(f"--seq-len takes whole numbers, got {part!r}; e.g. --seq-len 1024 4096")
     return values
+
+
+def _check_output_file(path: Path | None, flag: str, example: str) -> None:
+    """One error line, before any row runs, when ``path`` cannot become a file we write."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{flag} {path} is a directory; give a file name, e.g. {flag} {path / example}")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        fail(f"{flag} {path}: {parent} is a file, not a directory; give a path in a directory")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"{flag} {path}: {parent} is not writable; give a path in a writable directory")
 
 
 def command(
@@ -134,6 +148,8 @@ def command(
             bench.require_matplotlib()
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
+    _check_output_file(csv_path, "--csv", "bench.csv")
+    _check_output_file(plot_path, "--plot", "bench.png")
     console = Console(stderr=True)
     if not console.is_terminal:
         console.width = max(console.width, 150)  # logs and CI: no wrapping of the table
