@@ -15,11 +15,15 @@ ratio of softmax's median to each median (``speedup_vs_softmax``). Memory: on CU
 measuring the growth of its peak resident set size (``VmHWM`` in ``/proc/self/status``, reset
 before the call). The child also guards the main process: a row that runs out of memory or past
 its time budget there is reported as such and never timed, and the longer lengths of that
-implementation are skipped.
+implementation are skipped. On CPU the timed rows run under ``cpu_memory_guard``: the address space
+is capped at what the process uses plus the memory available, so a row that needs more (with
+``--memory none`` nothing measured it first) fails with an allocation error, reported as ``oom``,
+instead of drawing the kernel's OOM killer onto the whole run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -503,6 +507,45 @@ def _proc_status_kib(key: str) -> int | None:
     return None
 
 
+def _meminfo_kib(key: str) -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def cpu_memory_guard() -> Iterator[None]:
+    """Cap the address space at its current size plus ``MemAvailable`` for the block (Linux).
+
+    An allocation past the cap fails with a catchable error (``classify_failure``: oom) where the
+    kernel's OOM killer would otherwise end the whole process. Memory that other processes take
+    meanwhile is not foreseen. A no-op where the limit cannot be read or set.
+    """
+    try:
+        import resource
+
+        size, available = _proc_status_kib("VmSize"), _meminfo_kib("MemAvailable")
+        old = resource.getrlimit(resource.RLIMIT_AS)
+        if size is None or available is None:
+            raise ValueError("no /proc")
+        limit = (size + available) * 1024
+        if old[0] != resource.RLIM_INFINITY and old[0] <= limit:
+            raise ValueError("a tighter limit is set already")
+        resource.setrlimit(resource.RLIMIT_AS, (limit, old[1]))
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
+
+
 def _reset_peak_rss() -> bool:
     """Reset this process's VmHWM to its current RSS (Linux >= 4.0); False where that is impossible."""
     try:
@@ -637,7 +680,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                 runnable.append(impl)
         if runnable:
             say(f"{level} seq {seq_len}: timing {', '.join(runnable)}")
-            _time_rows(cfg, level, runnable, seq_len, row_of, failed, memory_mode)
+            with cpu_memory_guard() if cfg.device == "cpu" else contextlib.nullcontext():
+                _time_rows(cfg, level, runnable, seq_len, row_of, failed, memory_mode)
         rows.extend(row_of.values())
     add_ratios(rows)
     return rows

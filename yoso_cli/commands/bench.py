@@ -74,7 +74,10 @@ def command(
     memory: str = typer.Option(
         "auto",
         help="Peak memory: auto (CUDA allocator on cuda, a child process per "
-        "row on cpu), process, or none (faster, no memory column).",
+        "row on cpu), process, or none (faster, no memory column; nothing runs a row in a child "
+        "first, so on cpu the timed rows are capped at the memory available when they start: a row "
+        "past it is reported as oom, but memory other programs take meanwhile can still draw the "
+        "OOM killer onto the whole run).",
     ),
     model_level: bool = typer.Option(
         False, "--model-level", help="Benchmark whole encoders instead of attention alone."
