@@ -274,3 +274,15 @@ def test_a_damaged_model_directory_is_one_error_line_before_the_work(model, tmp_
     result = invoke("predict", "--model", str(broken), "--output", str(target), stdin="\n".join(lines(2)))
     assert_one_error(result, f"--model {str(broken)!r}: {expected}")
     assert not target.exists()
+
+
+def test_non_utf8_csv_row_is_one_bad_row(model, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"id,text\nr0,[MAX 1 2 ]\nr1,caf\xe9\nr2,[MIN 3 4 ]\n")
+    result = invoke("predict", "--model", model, "--input", str(source))
+    assert_one_error(result, f"{source}: row 2: not valid UTF-8 (byte 0xe9")
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0"]
+    result = invoke("predict", "--model", model, "--input", str(source), "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r2"]
+    assert json.loads(result.stderr)["row"] == 2

@@ -15,6 +15,7 @@ same answer at any position of any input, whatever lines share its batch.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -201,11 +202,12 @@ def answer(
 TABLE_INPUTS = (".parquet", ".csv")  # read as rows; any other file as lines
 
 
-def open_input(path: str | Path) -> tuple[Iterator[bytes | dict], str]:
+def open_input(path: str | Path) -> tuple[Iterator[bytes | dict | Exception], str]:
     """The items of a predict input file and what they are called in messages (``"line"``/``"row"``).
 
     ``.parquet`` and ``.csv`` files give one dict per row (empty csv cells are missing values, list
-    columns are JSON text as in training files); any other file gives its lines as bytes. Raises
+    columns are JSON text as in training files; a csv row that is not UTF-8 is a DataError item,
+    which ``predict`` treats as a malformed row); any other file gives its lines as bytes. Raises
     DataError before anything is answered when the file cannot be opened as its type.
     """
     path = Path(path)
@@ -249,15 +251,28 @@ def _parquet_rows(path: Path, table: Any) -> Iterator[dict]:
             yield row
 
 
-def _csv_rows(path: Path) -> Iterator[dict]:
+def _csv_rows(path: Path) -> Iterator[dict | Exception]:
+    """Rows of a csv file; a row holding bytes that are not UTF-8 is a DataError item (skippable)."""
     import csv
 
-    from .data.predict import decode_line
+    from .data import DataError
 
-    with open(path, "rb") as f:
-        text = (decode_line(raw, number, source=str(path)) for number, raw in enumerate(f, start=1))
-        for row in csv.DictReader(text):
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f)
+        for number, row in enumerate(reader, start=1):
+            values = [*row.keys(), *(v for v in row.values() if isinstance(v, str))]
+            bad = next((v for v in values if isinstance(v, str) and _SURROGATE.search(v)), None)
+            if bad is not None:
+                byte = ord(_SURROGATE.search(bad).group()) - 0xDC00
+                yield DataError(
+                    f"{path}: row {number}: not valid UTF-8 (byte 0x{byte:02x}, near line "
+                    f"{reader.line_num}); save the input as UTF-8"
+                )
+                continue
             yield {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
 
 
 def _stderr_error(error: dict) -> None:
@@ -301,7 +316,7 @@ def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
 
 def predict(
     model_dir: str | Path | Predictor,
-    lines: Iterable[str | bytes],
+    lines: Iterable[str | bytes | dict | Exception],
     batch_size: int = 16,
     skip_invalid: bool = False,
     *,
@@ -360,6 +375,8 @@ def predict(
             number += 1
             where = f"{source}: {unit} {number}" if source else f"{unit} {number}"
             try:
+                if isinstance(line, Exception):  # an item the reader could not make out
+                    raise line
                 if isinstance(line, dict):
                     record = parse_predict_record(predictor.task, line, number, source=source, unit=unit)
                 else:
