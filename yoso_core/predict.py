@@ -199,9 +199,6 @@ def answer(
     )
 
 
-TABLE_INPUTS = (".parquet", ".csv")  # read as rows; any other file as lines
-
-
 def open_input(path: str | Path) -> tuple[Iterator[bytes | dict | Exception], str]:
     """The items of a predict input file and what they are called in messages (``"line"``/``"row"``).
 
