@@ -7,6 +7,7 @@ import json
 import pytest
 import transformers
 
+import yoso_core
 from yoso_core import YosoConfig
 
 FIELDS = dict(
@@ -66,14 +67,14 @@ def test_config_json_loads_in_both_directions(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        (dict(hidden_size=30, num_attention_heads=4), ["hidden_size", "30", "num_attention_heads", "4"]),
         (dict(hash_code_len=0), ["hash_code_len", "[1, 16]", "0"]),
         (dict(hash_code_len=17), ["hash_code_len", "17"]),
         (dict(num_hash=0), ["num_hash", "0", "[1, 256]"]),
         (dict(conv_window=4), ["conv_window", "odd", "4"]),
         (dict(conv_window=-3), ["conv_window", "-3"]),
         (dict(hidden_dropout_prob=1.5), ["hidden_dropout_prob", "1.5"]),
-        (dict(num_hidden_layers=0), ["num_hidden_layers", "0"]),
+        (dict(num_hidden_layers=-1), ["num_hidden_layers", "-1", "non-negative"]),
+        (dict(hidden_size=32.0), ["hidden_size", "32.0"]),
     ],
 )
 def test_invalid_values_name_field_value_and_range(kwargs, words):
@@ -81,3 +82,32 @@ def test_invalid_values_name_field_value_and_range(kwargs, words):
         YosoConfig(**kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+def test_fields_that_do_not_fit_together_are_refused_when_a_model_is_built(tmp_path):
+    """As in transformers: hidden_size 32 with the default 12 heads is a valid config, not a valid model."""
+    config = YosoConfig(hidden_size=32)
+    assert config.num_attention_heads == 12
+    config.save_pretrained(tmp_path)
+    assert YosoConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    for name in ("YosoModel", "YosoForMaskedLM", "YosoForQuestionAnswering"):
+        with pytest.raises(ValueError) as err:
+            getattr(yoso_core, name)(config)
+        for word in ("hidden_size", "32", "num_attention_heads", "12", "divisible"):
+            assert word in str(err.value)
+    config.num_attention_heads = 4  # completed afterwards, the same config builds
+    assert yoso_core.YosoModel(config).config.num_attention_heads == 4
+
+
+def test_fields_changed_after_construction_are_checked_when_a_model_is_built():
+    config = YosoConfig(hidden_size=32, num_attention_heads=4)
+    config.num_hash = 0
+    with pytest.raises(ValueError, match=r"num_hash must be an integer in \[1, 256\], got 0"):
+        yoso_core.YosoModel(config)
+
+
+def test_zero_sizes_are_a_config_but_not_a_model():
+    config = YosoConfig(hidden_size=0)
+    assert config.hidden_size == 0
+    with pytest.raises(ValueError, match=r"YosoConfig.hidden_size must be a positive integer, got 0"):
+        yoso_core.YosoModel(config)

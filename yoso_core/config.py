@@ -3,6 +3,10 @@
 Same fields, defaults and ``model_type`` as transformers' ``YosoConfig``, so a ``config.json``
 written by either library loads in the other. Unlike transformers, invalid values fail early
 with a message that names the field, the value and the allowed range.
+
+Like transformers, a configuration whose fields are each valid but do not fit together (a
+``hidden_size`` that ``num_attention_heads`` does not divide) can still be built, edited and
+serialised; ``check_model_config`` refuses it when a model is built from it.
 """
 
 from __future__ import annotations
@@ -58,29 +62,32 @@ class YosoConfig(PretrainedConfig):
         check_config(self)
 
 
-def _positive_int(config: YosoConfig, name: str) -> None:
+SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+
+
+def _whole_number(config: YosoConfig, name: str, minimum: int) -> None:
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"YosoConfig.{name} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+        raise ValueError(f"YosoConfig.{name} must be {kind}, got {value!r}")
 
 
 def check_config(config: YosoConfig) -> None:
-    """Raise ValueError naming the field, the value and the allowed range for any invalid field."""
-    for name in (
-        "vocab_size",
-        "hidden_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "intermediate_size",
-        "max_position_embeddings",
-        "type_vocab_size",
-    ):
-        _positive_int(config, name)
-    if config.hidden_size % config.num_attention_heads != 0:
-        raise ValueError(
-            f"YosoConfig.hidden_size ({config.hidden_size}) must be divisible by num_attention_heads "
-            f"({config.num_attention_heads}); pick a head count that divides it"
-        )
+    """Raise ValueError naming the field, the value and the allowed range for any invalid field.
+
+    Checks each field on its own. Sizes may be 0 here (a placeholder to fill in later, as
+    transformers allows); a model needs them positive, which ``check_model_config`` checks.
+    """
+    for name in SIZE_FIELDS:
+        _whole_number(config, name, 0)
     tau = config.hash_code_len
     if isinstance(tau, bool) or not isinstance(tau, int) or not MIN_HASH_CODE_LEN <= tau <= MAX_HASH_CODE_LEN:
         raise ValueError(
@@ -102,3 +109,19 @@ def check_config(config: YosoConfig) -> None:
         p = getattr(config, name)
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"YosoConfig.{name} must be in [0, 1), got {p!r}")
+
+
+def check_model_config(config: YosoConfig) -> None:
+    """Raise ValueError when fields that are each valid do not fit together into a model.
+
+    Called when a model is built, as transformers does, so that a configuration can be created
+    with any valid field values and completed afterwards.
+    """
+    check_config(config)
+    for name in SIZE_FIELDS:
+        _whole_number(config, name, 1)
+    if config.hidden_size % config.num_attention_heads != 0:
+        raise ValueError(
+            f"YosoConfig.hidden_size ({config.hidden_size}) must be divisible by num_attention_heads "
+            f"({config.num_attention_heads}); pick a head count that divides it"
+        )

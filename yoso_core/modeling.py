@@ -10,6 +10,11 @@ ways. Differences, all deliberate:
   ``(batch, heads, seq, seq)`` (for sampled models, the expectation of the sampled weights),
   where transformers returns the context layer;
 - a sequence longer than ``max_position_embeddings`` raises ValueError, not an index error.
+
+As in transformers:
+
+- a configuration whose fields do not fit together (``hidden_size`` not divisible by
+  ``num_attention_heads``) is refused when a model is built, not when the configuration is.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from transformers.modeling_outputs import (
 )
 
 from .attention import expectation_weights, yoso_attention
-from .config import YosoConfig
+from .config import YosoConfig, check_model_config
 
 
 class YosoEmbeddings(nn.Module):
@@ -259,6 +264,10 @@ class YosoPreTrainedModel(PreTrainedModel):
     config: YosoConfig
     base_model_prefix = "yoso"
     supports_gradient_checkpointing = True
+
+    def __init__(self, config: YosoConfig, *inputs, **kwargs):
+        check_model_config(config)
+        super().__init__(config, *inputs, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):

@@ -1,0 +1,153 @@
+"""The checks of transformers' own YOSO test suite, run on our classes and on transformers' side by side.
+
+transformers tests its Yoso classes with a common model tester (configuration round trips,
+activation checkpointing, gradients of returned hidden states and attentions, feed-forward
+chunking, ...). These tests ask the same questions of our seven classes, with the same tiny
+configuration (hidden size 32, 4 heads, 2 layers, dropout 0.1, batch 13 x 7 tokens with a random
+padding mask), and ask them of transformers' classes too, so a check that only our classes fail
+shows up as a difference between the two parametrisations.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import pytest
+import torch
+import transformers
+
+import yoso_core
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LIBRARIES = {"ours": yoso_core, "transformers": transformers}
+HEADS = (
+    "YosoForMaskedLM",
+    "YosoForMultipleChoice",
+    "YosoForQuestionAnswering",
+    "YosoForSequenceClassification",
+    "YosoForTokenClassification",
+)
+CLASSES = ("YosoModel", *HEADS)
+BATCH, SEQ, CHOICES, LABELS, TYPES = 13, 7, 4, 3, 16
+SIZES = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    hidden_act="gelu",
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+    max_position_embeddings=512,
+    type_vocab_size=TYPES,
+    initializer_range=0.02,
+    num_labels=LABELS,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_deprecation_noise():
+    # gradient_checkpointing_enable/disable are deprecated aliases in transformers 5.x
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _config(lib, **overrides):
+    return lib.YosoConfig(**{**SIZES, **overrides})
+
+
+def _inputs(name: str, labels: bool, seed: int = 0) -> dict:
+    """A padded batch as transformers' tester draws it (the last position is never padding)."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, SIZES["vocab_size"], (BATCH, SEQ), generator=gen)
+    mask = torch.randint(0, 2, (BATCH, SEQ), generator=gen)
+    mask[:, -1] = 1
+    types = torch.randint(0, TYPES, (BATCH, SEQ), generator=gen)
+    inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    if name == "YosoForMultipleChoice":
+        inputs = {k: v[:, None].expand(-1, CHOICES, -1).contiguous() for k, v in inputs.items()}
+    if labels:
+        if name == "YosoForMultipleChoice":
+            inputs["labels"] = torch.randint(0, CHOICES, (BATCH,), generator=gen)
+        elif name == "YosoForQuestionAnswering":
+            inputs["start_positions"] = torch.randint(0, SEQ, (BATCH,), generator=gen)
+            inputs["end_positions"] = torch.randint(0, SEQ, (BATCH,), generator=gen)
+        elif name == "YosoForSequenceClassification":
+            inputs["labels"] = torch.randint(0, LABELS, (BATCH,), generator=gen)
+        elif name == "YosoForTokenClassification":
+            inputs["labels"] = torch.randint(0, LABELS, (BATCH, SEQ), generator=gen)
+        elif name == "YosoForMaskedLM":
+            inputs["labels"] = torch.randint(0, SIZES["vocab_size"], (BATCH, SEQ), generator=gen)
+    return inputs
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_config_with_hidden_size_32_and_default_heads_round_trips(lib, tmp_path):
+    """hidden_size=32 with the default 12 heads: a config to build, edit and save, as in transformers."""
+    cls = LIBRARIES[lib].YosoConfig
+    config = cls(hidden_size=32)
+    assert (config.hidden_size, config.num_attention_heads) == (32, 12)
+    assert json.loads(config.to_json_string())["hidden_size"] == 32
+    assert cls.from_dict(config.to_dict()).to_dict() == config.to_dict()
+    config.to_json_file(tmp_path / "config.json")
+    assert cls.from_json_file(tmp_path / "config.json").to_dict() == config.to_dict()
+    config.save_pretrained(tmp_path / "saved")
+    assert cls.from_pretrained(tmp_path / "saved").to_dict() == config.to_dict()
+    config.save_pretrained(tmp_path / "parent" / "sub")
+    assert cls.from_pretrained(tmp_path / "parent", subfolder="sub").to_dict() == config.to_dict()
+    with pytest.raises(OSError):
+        cls.from_pretrained(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_config_common_properties_get_set_and_construct(lib):
+    cls = LIBRARIES[lib].YosoConfig
+    names = ("hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
+    config = cls(hidden_size=32)
+    for value, name in enumerate(names):  # 0 included: a placeholder value, as in transformers
+        setattr(config, name, value)
+        assert getattr(config, name) == value
+        assert getattr(cls(**{name: value}), name) == value
+    assert cls() is not None
+
+
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_config_num_labels_and_common_arguments(lib):
+    cls = LIBRARIES[lib].YosoConfig
+    config = cls(hidden_size=32, num_labels=5)
+    assert len(config.id2label) == len(config.label2id) == 5
+    config.num_labels = 3
+    assert len(config.id2label) == len(config.label2id) == 3
+    common = dict(
+        return_dict=False,
+        output_hidden_states=True,
+        output_attentions=True,
+        tie_word_embeddings=False,
+        is_decoder=True,
+        add_cross_attention=True,
+        chunk_size_feed_forward=5,
+        architectures=["BertModel"],
+        finetuning_task="translation",
+        id2label={0: "label"},
+        label2id={"label": "0"},
+        tokenizer_class="BertTokenizerFast",
+        prefix="prefix",
+        bos_token_id=6,
+        pad_token_id=7,
+        eos_token_id=8,
+        sep_token_id=9,
+        decoder_start_token_id=10,
+        task_specific_params={"translation": "some_params"},
+        problem_type="regression",
+    )
+    config = cls(**copy.deepcopy(common))
+    wrong = {k: getattr(config, k) for k, v in common.items() if getattr(config, k) != v}
+    assert not wrong
+    assert cls(dtype="float16").dtype == torch.float16
