@@ -85,6 +85,19 @@ def _inputs(name: str, labels: bool, seed: int = 0) -> dict:
     return inputs
 
 
+def _count_feed_forward(layer) -> list[int]:
+    """Count the calls of ``layer.feed_forward_chunk`` (one per chunk, again on each recompute)."""
+    calls = []
+    original = layer.feed_forward_chunk
+
+    def counted(attention_output):
+        calls.append(attention_output.shape[1])
+        return original(attention_output)
+
+    layer.feed_forward_chunk = counted
+    return calls
+
+
 # --- configuration -----------------------------------------------------------------------------
 
 
@@ -151,3 +164,21 @@ def test_config_num_labels_and_common_arguments(lib):
     wrong = {k: getattr(config, k) for k, v in common.items() if getattr(config, k) != v}
     assert not wrong
     assert cls(dtype="float16").dtype == torch.float16
+
+
+# --- feed-forward chunking ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CLASSES)
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_feed_forward_chunking_gives_the_unchunked_outputs(lib, name):
+    inputs = _inputs(name, labels=False)
+    outputs = []
+    for chunk in (0, 1):
+        torch.manual_seed(42)
+        model = getattr(LIBRARIES[lib], name)(_config(LIBRARIES[lib], chunk_size_feed_forward=chunk)).eval()
+        calls = _count_feed_forward(model.base_model.encoder.layer[0])
+        with torch.no_grad():
+            outputs.append(model(**inputs)[0])
+        assert calls == ([SEQ] if chunk == 0 else [1] * SEQ)  # one call per chunk of positions
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)

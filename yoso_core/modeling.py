@@ -14,7 +14,8 @@ ways. Differences, all deliberate:
 As in transformers:
 
 - a configuration whose fields do not fit together (``hidden_size`` not divisible by
-  ``num_attention_heads``) is refused when a model is built, not when the configuration is.
+  ``num_attention_heads``) is refused when a model is built, not when the configuration is;
+- ``config.chunk_size_feed_forward`` runs the feed-forward block that many positions at a time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from transformers.pytorch_utils import apply_chunking_to_forward
 
 from .attention import expectation_weights, yoso_attention
 from .config import YosoConfig, check_model_config
@@ -184,8 +186,15 @@ class YosoOutput(nn.Module):
 
 
 class YosoLayer(nn.Module):
+    """Attention then feed-forward.
+
+    The feed-forward block runs in chunks of ``config.chunk_size_feed_forward`` positions (0: at once).
+    """
+
     def __init__(self, config: YosoConfig):
         super().__init__()
+        self.chunk_size_feed_forward = config.chunk_size_feed_forward
+        self.seq_len_dim = 1
         self.attention = YosoAttention(config)
         self.intermediate = YosoIntermediate(config)
         self.output = YosoOutput(config)
@@ -193,8 +202,14 @@ class YosoLayer(nn.Module):
     def forward(self, hidden_states, attention_mask, output_attentions=False):
         attention_outputs = self.attention(hidden_states, attention_mask, output_attentions)
         attention_output = attention_outputs[0]
-        layer_output = self.output(self.intermediate(attention_output), attention_output)
+        layer_output = apply_chunking_to_forward(
+            self.feed_forward_chunk, self.chunk_size_feed_forward, self.seq_len_dim, attention_output
+        )
         return (layer_output,) + attention_outputs[1:]
+
+    def feed_forward_chunk(self, attention_output):
+        """The feed-forward block on a slice of positions (it is position-wise)."""
+        return self.output(self.intermediate(attention_output), attention_output)
 
 
 class YosoEncoder(nn.Module):
