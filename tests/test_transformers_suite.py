@@ -17,6 +17,7 @@ import warnings
 import pytest
 import torch
 import transformers
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 import yoso_core
 
@@ -96,6 +97,11 @@ def _count_feed_forward(layer) -> list[int]:
 
     layer.feed_forward_chunk = counted
     return calls
+
+
+def _checkpointing_flags(model) -> dict[str, bool]:
+    modules = model.named_modules()
+    return {n: m.gradient_checkpointing for n, m in modules if hasattr(m, "gradient_checkpointing")}
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -182,3 +188,115 @@ def test_feed_forward_chunking_gives_the_unchunked_outputs(lib, name):
             outputs.append(model(**inputs)[0])
         assert calls == ([SEQ] if chunk == 0 else [1] * SEQ)  # one call per chunk of positions
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+
+
+# --- activation (gradient) checkpointing --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CLASSES)
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_gradient_checkpointing_enable_disable(lib, name):
+    model = getattr(LIBRARIES[lib], name)(_config(LIBRARIES[lib]))
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert len(layers) == SIZES["num_hidden_layers"], (
+        "layers must be transformers' GradientCheckpointingLayer"
+    )
+    assert not model.is_gradient_checkpointing
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    flags = {
+        n: m.gradient_checkpointing for n, m in model.named_modules() if hasattr(m, "gradient_checkpointing")
+    }
+    assert flags and all(flags.values()), flags
+    model.gradient_checkpointing_disable()
+    assert not model.is_gradient_checkpointing
+    flags = {
+        n: m.gradient_checkpointing for n, m in model.named_modules() if hasattr(m, "gradient_checkpointing")
+    }
+    assert not any(flags.values()), flags
+    model.gradient_checkpointing_enable(every_n_layers=2)  # transformers' layer selection
+    assert [layer.gradient_checkpointing for layer in layers] == [True, False]
+
+
+CHECKPOINT_KWARGS = {
+    "default": None,
+    "reentrant": {"use_reentrant": True},
+    "non-reentrant": {"use_reentrant": False},
+}
+
+
+@pytest.mark.parametrize("kwargs", list(CHECKPOINT_KWARGS))
+@pytest.mark.parametrize("name", HEADS)
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_training_with_gradient_checkpointing(lib, name, kwargs):
+    """Checkpointed training recomputes the layers and gives the gradients of the plain run."""
+    config = _config(LIBRARIES[lib], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    inputs = _inputs(name, labels=True)
+    torch.manual_seed(42)
+    model = getattr(LIBRARIES[lib], name)(config).train()
+    model(**inputs).loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINT_KWARGS[kwargs])
+    layer = next(m for m in model.modules() if isinstance(m, GradientCheckpointingLayer))
+    expected = {"use_reentrant": False} if kwargs == "default" else CHECKPOINT_KWARGS[kwargs]
+    assert layer._gradient_checkpointing_func.keywords == expected  # the kwargs reach the layers
+    calls = _count_feed_forward(layer)
+    grad_fns = []
+    layer.register_forward_hook(lambda module, args, out: grad_fns.append(type(out[0].grad_fn).__name__))
+    loss = model(**inputs).loss
+    assert len(calls) == 1
+    loss.backward()
+    assert len(calls) == 2, "the checkpointed layer was not recomputed in the backward"
+    assert ("CheckpointFunction" in grad_fns[0]) == (kwargs == "reentrant"), grad_fns
+    torch.optim.SGD(model.parameters(), lr=0.01).step()
+
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    nonzero = {n for n, g in plain.items() if g.abs().sum() > 0}
+    assert {n for n, p in model.named_parameters() if n in plain and p.grad.abs().sum() > 0} == nonzero
+    for n, g in plain.items():
+        torch.testing.assert_close(dict(model.named_parameters())[n].grad, g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", ["reentrant", "non-reentrant"])
+def test_checkpointed_sampled_attention_recomputes_the_same_hashes(kwargs):
+    """Sampled YOSO draws its hash functions from torch's RNG; the recompute must draw the same ones."""
+    config = _config(
+        yoso_core,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        use_expectation=False,
+        num_hash=8,
+        hash_code_len=4,
+    )
+    inputs = _inputs("YosoForSequenceClassification", labels=True)
+    model = yoso_core.YosoForSequenceClassification(config).train()
+    torch.manual_seed(5)
+    model(**inputs).loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINT_KWARGS[kwargs])
+    torch.manual_seed(5)
+    model(**inputs).loss.backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, plain[n], rtol=1e-5, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_checkpointed_ours_equal_transformers_unpadded(tmp_path):
+    """Side by side: our checkpointed classification model has transformers' (plain) gradients."""
+    config = _config(transformers, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    theirs = transformers.YosoForSequenceClassification(config).train()
+    theirs.save_pretrained(tmp_path)
+    ours = yoso_core.YosoForSequenceClassification.from_pretrained(tmp_path).train()
+    ours.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    inputs = _inputs("YosoForSequenceClassification", labels=True)
+    inputs.pop("attention_mask")  # transformers ignores padding; compare where it is right
+    loss_theirs, loss_ours = theirs(**inputs).loss, ours(**inputs).loss
+    torch.testing.assert_close(loss_ours, loss_theirs, rtol=0, atol=1e-5)
+    loss_theirs.backward()
+    loss_ours.backward()
+    grads = dict(theirs.named_parameters())
+    for n, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n].grad, rtol=0, atol=1e-4, msg=lambda m, n=n: f"{n}: {m}")

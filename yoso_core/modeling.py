@@ -15,7 +15,9 @@ As in transformers:
 
 - a configuration whose fields do not fit together (``hidden_size`` not divisible by
   ``num_attention_heads``) is refused when a model is built, not when the configuration is;
-- ``config.chunk_size_feed_forward`` runs the feed-forward block that many positions at a time.
+- ``config.chunk_size_feed_forward`` runs the feed-forward block that many positions at a time;
+- layers are ``GradientCheckpointingLayer``s: ``gradient_checkpointing_enable`` honours its
+  ``gradient_checkpointing_kwargs`` (``use_reentrant``) and ``every_n_layers``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithCrossAttentions,
     MaskedLMOutput,
@@ -185,8 +188,8 @@ class YosoOutput(nn.Module):
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
 
 
-class YosoLayer(nn.Module):
-    """Attention then feed-forward.
+class YosoLayer(GradientCheckpointingLayer):
+    """Attention then feed-forward; checkpointed by transformers' mechanism when it is enabled.
 
     The feed-forward block runs in chunks of ``config.chunk_size_feed_forward`` positions (0: at once).
     """
@@ -217,7 +220,6 @@ class YosoEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.layer = nn.ModuleList([YosoLayer(config) for _ in range(config.num_hidden_layers)])
-        self.gradient_checkpointing = False
 
     def forward(self, hidden_states, attention_mask, output_attentions=False, output_hidden_states=False):
         all_hidden_states = () if output_hidden_states else None
@@ -225,12 +227,8 @@ class YosoEncoder(nn.Module):
         for layer in self.layer:
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-            if self.gradient_checkpointing and self.training:
-                outputs = torch.utils.checkpoint.checkpoint(
-                    layer, hidden_states, attention_mask, output_attentions, use_reentrant=False
-                )
-            else:
-                outputs = layer(hidden_states, attention_mask, output_attentions)
+            # positional, so that reentrant checkpointing sees the tensors that need gradients
+            outputs = layer(hidden_states, attention_mask, output_attentions)
             hidden_states = outputs[0]
             if output_attentions:
                 all_attentions += (outputs[1],)
