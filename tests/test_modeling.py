@@ -123,3 +123,52 @@ def test_multiple_choice_shapes():
         torch.randint(3, 99, (2, 4, 12)), attention_mask=torch.ones(2, 4, 12), labels=torch.tensor([1, 3])
     )
     assert out.logits.shape == (2, 4) and out.loss.ndim == 0
+
+
+def _padded_batch(n: int = 20):
+    ids = torch.randint(3, 99, (2, n))
+    mask = torch.ones(2, n)
+    mask[1, n // 2 :] = 0
+    return ids, mask
+
+
+def test_returned_attentions_carry_the_output_gradient():
+    """Expectation mode: the output is computed from the returned weights, so attribution works."""
+    model = YosoModel(YosoConfig(**TINY)).eval()
+    ids, mask = _padded_batch()
+    out = model(ids, attention_mask=mask, output_attentions=True)
+    for weights in out.attentions:
+        weights.retain_grad()
+    out.last_hidden_state[0, 3, 0].backward()  # (a LayerNorm row sums to a constant)
+    grad = out.attentions[0].grad
+    assert grad is not None and grad.shape == out.attentions[0].shape
+    assert grad[0].abs().sum() > 0
+    assert torch.all(grad[1] == 0)  # the loss reads sequence 0 only
+    assert out.attentions[-1].grad is not None
+
+
+def test_output_attentions_changes_no_output_and_no_gradient():
+    """The weights path keeps YOSO-E's surrogate backward: same outputs and parameter gradients."""
+    model = yoso_core.YosoForSequenceClassification(YosoConfig(**TINY, num_labels=3, conv_window=3))
+    ids, mask = _padded_batch()
+    labels = torch.tensor([0, 2])
+    results = []
+    for output_attentions in (False, True):
+        model.zero_grad(set_to_none=True)
+        out = model(ids, attention_mask=mask, labels=labels, output_attentions=output_attentions)
+        out.loss.backward()
+        results.append((out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=1e-6)
+    for n, g in results[0][1].items():
+        torch.testing.assert_close(results[1][1][n], g, rtol=1e-5, atol=1e-7, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_sampled_attentions_are_on_the_graph_of_queries_and_keys():
+    config = YosoConfig(**TINY, use_expectation=False, num_hash=8, hash_code_len=5)
+    model = YosoModel(config).eval()
+    ids, mask = _padded_batch()
+    weights = model(ids, attention_mask=mask, output_attentions=True).attentions[0]
+    assert weights.requires_grad
+    query = model.encoder.layer[0].attention.self.query.weight
+    (grad,) = torch.autograd.grad(weights[0].sum(), query)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0

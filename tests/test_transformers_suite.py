@@ -300,3 +300,20 @@ def test_checkpointed_ours_equal_transformers_unpadded(tmp_path):
     grads = dict(theirs.named_parameters())
     for n, p in ours.named_parameters():
         torch.testing.assert_close(p.grad, grads[n].grad, rtol=0, atol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
+
+
+# --- gradients of returned hidden states and attentions -----------------------------------------
+
+
+@pytest.mark.parametrize("lib", list(LIBRARIES))
+def test_retain_grad_hidden_states_attentions(lib):
+    config = _config(LIBRARIES[lib], output_hidden_states=True, output_attentions=True)
+    model = LIBRARIES[lib].YosoModel(config)
+    outputs = model(**_inputs("YosoModel", labels=False))
+    hidden_states, attentions = outputs.hidden_states[0], outputs.attentions[0]
+    hidden_states.retain_grad()
+    attentions.retain_grad()
+    outputs[0].flatten()[0].backward(retain_graph=True)
+    assert hidden_states.grad is not None
+    assert attentions.grad is not None
+    assert hidden_states.grad.abs().sum() > 0 and attentions.grad.abs().sum() > 0

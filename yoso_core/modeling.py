@@ -7,8 +7,11 @@ ways. Differences, all deliberate:
   never changes a real token's output (transformers 5.x ignores the mask);
 - sampled attention runs on any device through ``yoso_attention`` (compiled kernel or reference);
 - with ``output_attentions=True`` the returned attentions are the YOSO-E weight matrices
-  ``(batch, heads, seq, seq)`` (for sampled models, the expectation of the sampled weights),
-  where transformers returns the context layer;
+  ``(batch, heads, seq, seq)`` in float32 (for sampled models, the expectation of the sampled
+  weights), where transformers returns the context layer. They are on the autograd graph, with
+  YOSO-E's surrogate backward: in expectation mode the layer's output is computed from them, so
+  gradients of the output reach them (attention attribution); in sampled mode the output comes
+  from the hash buckets and the weights are a side output whose own gradients reach Q and K;
 - a sequence longer than ``max_position_embeddings`` raises ValueError, not an index error.
 
 As in transformers:
@@ -72,6 +75,34 @@ class YosoEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
+class ExpectationWeights(torch.autograd.Function):
+    """YOSO-E weights ``A`` (float32 ``(batch, heads, n, n)``) of unit Q, K with the surrogate backward.
+
+    ``A_ij = (1 - arccos(q_i . k_j) / pi) ** tau * mask_i * mask_j``. Backward, given ``dL/dA``:
+    ``dq_i = (tau/2) sum_j A_ij dA_ij k_j`` and ``dk_j = (tau/2) sum_i A_ij dA_ij q_i``; composed with
+    ``out = A V`` this is exactly YOSO-E's surrogate gradient (``dA_ij = g_i . v_j``).
+    """
+
+    @staticmethod
+    def forward(ctx, query, key, mask, hash_code_len):
+        b, h, n, d = query.shape
+        flat_mask = mask[:, None, :].expand(b, h, n).reshape(b * h, n)
+        weights = expectation_weights(
+            query.reshape(b * h, n, d), key.reshape(b * h, n, d), flat_mask, flat_mask, hash_code_len
+        ).reshape(b, h, n, n)
+        ctx.save_for_backward(weights, query, key)
+        ctx.hash_code_len = hash_code_len
+        return weights
+
+    @staticmethod
+    def backward(ctx, grad):
+        weights, query, key = ctx.saved_tensors
+        weighted = grad.float() * weights * (ctx.hash_code_len / 2)
+        grad_query = torch.matmul(weighted, key.float())
+        grad_key = torch.matmul(weighted.transpose(-1, -2), query.float())
+        return grad_query.to(query.dtype), grad_key.to(key.dtype), None, None
+
+
 class YosoSelfAttention(nn.Module):
     """YOSO-E or sampled YOSO attention, per-head L2-normalised output, optional YOSO-C convolution."""
 
@@ -115,34 +146,40 @@ class YosoSelfAttention(nn.Module):
             conv_value = self.conv(value * mask[:, None, :, None])
         # Sampled hashing is scale-invariant, so inference skips normalising Q and K as the paper's
         # code does; the expectation and every training step need unit vectors.
-        if self.use_expectation or self.training:
+        unit = self.use_expectation or self.training
+        if unit:
             query = nn.functional.normalize(query, p=2, dim=-1)
             key = nn.functional.normalize(key, p=2, dim=-1)
-        context = yoso_attention(
-            query,
-            key,
-            value,
-            mask,
-            num_hash=self.num_hash,
-            hash_code_len=self.hash_code_len,
-            expectation=self.use_expectation,
-            fast_hash=self.use_fast_hash,
-            lsh_backward=self.lsh_backward,
-            backend=self.backend,
-        )
+        weights = None
+        if output_attentions:
+            weights = ExpectationWeights.apply(
+                query if unit else nn.functional.normalize(query, p=2, dim=-1),
+                key if unit else nn.functional.normalize(key, p=2, dim=-1),
+                mask,
+                self.hash_code_len,
+            )
+        if weights is not None and self.use_expectation:
+            # the same A V as yoso_attention's YOSO-E, computed from the weights that are returned
+            context = torch.matmul(weights, value.float()).to(value.dtype)
+        else:
+            context = yoso_attention(
+                query,
+                key,
+                value,
+                mask,
+                num_hash=self.num_hash,
+                hash_code_len=self.hash_code_len,
+                expectation=self.use_expectation,
+                fast_hash=self.use_fast_hash,
+                lsh_backward=self.lsh_backward,
+                backend=self.backend,
+            )
         context = nn.functional.normalize(context, p=2, dim=-1)
         if self.use_conv:
             context = context + conv_value
         b, h, n, d = context.shape
         context = context.permute(0, 2, 1, 3).reshape(b, n, h * d)
-        if not output_attentions:
-            return (context,)
-        with torch.no_grad():
-            unit_q = nn.functional.normalize(query, p=2, dim=-1).reshape(b * h, n, d)
-            unit_k = nn.functional.normalize(key, p=2, dim=-1).reshape(b * h, n, d)
-            flat_mask = mask[:, None, :].expand(b, h, n).reshape(b * h, n)
-            weights = expectation_weights(unit_q, unit_k, flat_mask, flat_mask, self.hash_code_len)
-        return context, weights.reshape(b, h, n, n).to(context.dtype)
+        return (context,) if weights is None else (context, weights)
 
 
 class YosoSelfOutput(nn.Module):
