@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -172,3 +174,63 @@ def test_sampled_attentions_are_on_the_graph_of_queries_and_keys():
     query = model.encoder.layer[0].attention.self.query.weight
     (grad,) = torch.autograd.grad(weights[0].sum(), query)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+FP16_MODES = {
+    "expectation": (dict(use_expectation=True), 1.5e-2),
+    "expectation-conv": (dict(use_expectation=True, conv_window=3), 1.5e-2),
+    "sampled": (dict(use_expectation=False, num_hash=16, hash_code_len=6), 3e-2),
+}
+
+
+@pytest.mark.parametrize("mode", list(FP16_MODES))
+def test_float16_model_is_finite_and_close_to_float32(mode):
+    """float16 weights, padded batch: finite everywhere, within atol of the float32 model.
+
+    Tolerances: 1.5e-2 (YOSO-E; float16 rounding of unit-scale LayerNorm outputs is about 2e-3)
+    and 3e-2 (sampled: float16 projections flip a few hash bits); mean error below 2e-3.
+    """
+    kwargs, atol = FP16_MODES[mode]
+    model = YosoModel(YosoConfig(**TINY, **kwargs)).eval()
+    half = copy.deepcopy(model).half()
+    ids, mask = _padded_batch(40)
+    with torch.no_grad():
+        torch.manual_seed(1)  # same hash functions in both
+        ref = model(ids, attention_mask=mask, output_attentions=True)
+        torch.manual_seed(1)
+        out = half(ids, attention_mask=mask, output_attentions=True)
+    assert out.last_hidden_state.dtype == torch.float16
+    assert torch.isfinite(out.last_hidden_state).all()
+    diff = (out.last_hidden_state.float() - ref.last_hidden_state).abs()
+    assert diff.max() < atol and diff.mean() < 2e-3, (diff.max().item(), diff.mean().item())
+    for a, b in zip(out.attentions, ref.attentions):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a.float(), b, rtol=0, atol=5e-3)
+
+
+def test_float16_heads_give_finite_scores():
+    model = yoso_core.YosoForSequenceClassification(YosoConfig(**TINY, num_labels=3)).eval().half()
+    ids, mask = _padded_batch()
+    with torch.no_grad():
+        logits = model(ids, attention_mask=mask).logits
+    assert torch.isfinite(logits).all() and torch.isfinite(logits.float().softmax(-1)).all()
+
+
+@pytest.mark.parametrize("expectation", [True, False])
+def test_float16_attention_is_computed_in_float32_or_refused(expectation):
+    from yoso_core.attention import yoso_attention
+
+    kwargs = dict(expectation=expectation, num_hash=8, hash_code_len=4, backend="reference")
+    q = torch.nn.functional.normalize(torch.randn(1, 2, 50, 16), dim=-1).half()
+    k = torch.nn.functional.normalize(torch.randn(1, 2, 50, 16), dim=-1).half()
+    v = torch.randn(1, 2, 50, 16).half()
+    torch.manual_seed(3)
+    ref = yoso_attention(q.float(), k.float(), v.float(), **kwargs)
+    torch.manual_seed(3)
+    out = yoso_attention(q, k, v, **kwargs)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), ref, rtol=1e-3, atol=1e-3)  # float16 rounding of the result
+    # identical keys and large values: each row sums 1000 * 100 > 65504, float16's largest number
+    same = torch.nn.functional.normalize(torch.ones(1, 1, 1000, 16), dim=-1).half()
+    with pytest.raises(ValueError, match=r"float16 attention output would overflow.*65504"):
+        yoso_attention(same, same, torch.full((1, 1, 1000, 16), 100.0).half(), **kwargs)

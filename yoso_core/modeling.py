@@ -12,6 +12,8 @@ ways. Differences, all deliberate:
   YOSO-E's surrogate backward: in expectation mode the layer's output is computed from them, so
   gradients of the output reach them (attention attribution); in sampled mode the output comes
   from the hash buckets and the weights are a side output whose own gradients reach Q and K;
+- float16 models run attention and its normalisations in float32 and cast the result back
+  (in float16 the normalisation's epsilon 1e-12 is 0, so an all-zero padded row became NaN);
 - a sequence longer than ``max_position_embeddings`` raises ValueError, not an index error.
 
 As in transformers:
@@ -141,9 +143,13 @@ class YosoSelfAttention(nn.Module):
         query = self._heads(self.query(hidden_states))
         key = self._heads(self.key(hidden_states))
         value = self._heads(self.value(hidden_states))
-        mask = attention_mask.to(value.dtype)  # (batch, seq), 1 = token
+        out_dtype = value.dtype
+        mask = attention_mask.to(out_dtype)  # (batch, seq), 1 = token
         if self.use_conv:
             conv_value = self.conv(value * mask[:, None, :, None])
+        if out_dtype == torch.float16:
+            # float16 cannot hold the normalisation's epsilon nor a long row's raw cumulation.
+            query, key, value, mask = query.float(), key.float(), value.float(), mask.float()
         # Sampled hashing is scale-invariant, so inference skips normalising Q and K as the paper's
         # code does; the expectation and every training step need unit vectors.
         unit = self.use_expectation or self.training
@@ -178,7 +184,7 @@ class YosoSelfAttention(nn.Module):
         if self.use_conv:
             context = context + conv_value
         b, h, n, d = context.shape
-        context = context.permute(0, 2, 1, 3).reshape(b, n, h * d)
+        context = context.permute(0, 2, 1, 3).reshape(b, n, h * d).to(out_dtype)
         return (context,) if weights is None else (context, weights)
 
 

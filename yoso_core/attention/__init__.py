@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_FLOAT16_MAX = torch.finfo(torch.float16).max
 
 
 def check_attention_inputs(query, key, value, mask, num_hash: int, hash_code_len: int) -> None:
@@ -138,6 +139,29 @@ def yoso_attention(
 ) -> torch.Tensor:
     """YOSO attention of unit-vector queries and keys; see the module docstring for the contract."""
     check_attention_inputs(query, key, value, mask, num_hash, hash_code_len)
+    if value.dtype == torch.float16:
+        # Computed in float32; a raw cumulation beyond float16's range is refused, never returned as inf.
+        out = yoso_attention(
+            query.float(),
+            key.float(),
+            value.float(),
+            mask,
+            num_hash=num_hash,
+            hash_code_len=hash_code_len,
+            expectation=expectation,
+            fast_hash=fast_hash,
+            lsh_backward=lsh_backward,
+            backend=backend,
+            generator=generator,
+        )
+        peak = float(out.detach().abs().amax()) if out.numel() else 0.0
+        if not peak <= _FLOAT16_MAX:
+            raise ValueError(
+                f"the float16 attention output would overflow: its largest magnitude is {peak:.4g}, "
+                f"float16 holds at most {_FLOAT16_MAX:g}; pass float32 query, key and value "
+                "(the model layers do) or scale value down"
+            )
+        return out.to(torch.float16)
     b, h, n_q, d = query.shape
     n_k, d_v = value.shape[2], value.shape[3]
     q_mask = _flat_mask(mask, b, h, n_q, query.device)
