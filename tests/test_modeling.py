@@ -216,6 +216,18 @@ def test_float16_heads_give_finite_scores():
     assert torch.isfinite(logits).all() and torch.isfinite(logits.float().softmax(-1)).all()
 
 
+def test_nan_loss_hint_advises_fp32_only_to_runs_that_are_not_fp32():
+    from yoso_core.training.config import TrainConfig
+    from yoso_core.training.loop import _nan_loss_hint
+
+    model = YosoModel(YosoConfig(**TINY))
+    fp32 = _nan_loss_hint(TrainConfig(precision="fp32"), model)
+    assert "--precision fp32" not in fp32 and "lower --learning-rate" in fp32
+    assert "--precision fp32" in _nan_loss_hint(TrainConfig(precision="bf16"), model)
+    half = _nan_loss_hint(TrainConfig(precision="fp32"), model.half())
+    assert "float16" in half and "--dtype float32" in half and "--precision fp32" not in half
+
+
 @pytest.mark.parametrize("expectation", [True, False])
 def test_float16_attention_is_computed_in_float32_or_refused(expectation):
     from yoso_core.attention import yoso_attention

@@ -206,6 +206,20 @@ def train(config: TrainConfig) -> TrainResult:
     return result
 
 
+def _nan_loss_hint(config: TrainConfig, model: torch.nn.Module) -> str:
+    """What to change after a non-finite loss: fp32 is advised only to a run that is not fp32 already."""
+    weights = {p.dtype for p in model.parameters()}
+    if weights - {torch.float32}:
+        kinds = ", ".join(sorted(str(d).removeprefix("torch.") for d in weights))
+        return (
+            f"the model's weights are {kinds}; train from float32 weights "
+            "(yoso convert SRC DST --dtype float32) or lower --learning-rate"
+        )
+    if config.precision != "fp32":
+        return "lower --learning-rate or use --precision fp32"
+    return "lower --learning-rate (the run is already fp32), or raise --warmup-steps"
+
+
 def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
     from ..data import collate, encode, load_task_data
 
@@ -366,10 +380,8 @@ def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
                 step_loss += float(loss.detach())
             # Every process must stop together, or the others would wait for it forever.
             if not math.isfinite(distributed.sum_across(info, step_loss)):
-                raise FloatingPointError(
-                    f"the training loss became {step_loss} at step {step + 1}; lower --learning-rate or use "
-                    "--precision fp32"
-                )
+                hint = _nan_loss_hint(config, model)
+                raise FloatingPointError(f"the training loss became {step_loss} at step {step + 1}; {hint}")
             if config.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
