@@ -111,3 +111,13 @@ def test_zero_sizes_are_a_config_but_not_a_model():
     assert config.hidden_size == 0
     with pytest.raises(ValueError, match=r"YosoConfig.hidden_size must be a positive integer, got 0"):
         yoso_core.YosoModel(config)
+
+
+def test_convert_names_fields_that_do_not_fit_together():
+    from yoso_core.convert import ConvertError, ConvertReport, build_target
+
+    report = ConvertReport(source="transformers", src="src", dst="dst")
+    fields = dict(vocab_size=99, hidden_size=30, num_attention_heads=4, num_hidden_layers=1)
+    words = r"configuration is invalid.*hidden_size \(30\).*num_attention_heads \(4\)"
+    with pytest.raises(ConvertError, match=words):
+        build_target({}, fields, "YosoModel", report)

@@ -565,10 +565,11 @@ def _yoso_overrides(fields: dict[str, Any], opts: ConvertOptions, report: Conver
 def build_target(state: dict[str, torch.Tensor], fields: dict[str, Any], arch: str, report: ConvertReport):
     """Our model of ``arch`` loaded from ``state`` after exhaustive key and shape checks."""
     from . import modeling
-    from .config import YosoConfig
+    from .config import YosoConfig, check_model_config
 
     try:
         config = YosoConfig(**fields)
+        check_model_config(config)  # constraints between fields, checked where a model is built
     except (ValueError, TypeError) as exc:
         raise ConvertError(f"the converted configuration is invalid: {exc}") from exc
     config.architectures = [arch]
