@@ -108,3 +108,36 @@ def test_mismatched_grad_is_named(cpu_ops):
     qc, kc, qm, km, q, k, v, g = inputs(2, 9, 11, 16, 16, 4, 4, seed=15)
     with pytest.raises(RuntimeError, match="grad must have shape"):
         ops.lsh_backward(qc, kc, qm, km, q, k, v, g[:, :5], 4)
+
+
+@pytest.mark.parametrize("n", [1, 97, 1025])
+@pytest.mark.parametrize("d", [8, 16, 24, 32, 48, 64, 96, 128, 256])
+def test_tails_and_every_head_dim(cpu_ops, n, d):
+    """Sequence tails (1, 97, 1025) at every head dim: whole and partial 16-float vectors, and the
+    plain-loop widths that are not a multiple of 16; tau 8 gives small buckets (pairwise form)."""
+    args = inputs(2, n, n, d, d, 4, 8, seed=n + d)
+    check(cpu_ops, args, 8)
+
+
+@pytest.mark.parametrize("n", [97, 1025])
+def test_both_forms_at_every_block_shape(cpu_ops, n):
+    """Buckets of every size from 1 to hundreds: every register-block shape (rows 1-8, 1-4 vectors)
+    and both bucket forms in one call."""
+    bh, d, tau = 2, 64, 6
+    qc, kc, qm, km, q, k, v, g = inputs(bh, n, n, d, d, 3, tau, seed=n)
+    # bucket c holds about c tokens: sizes 1, 2, 3, ... up to the sequence length
+    sizes = torch.arange(1, n + 1)
+    codes = (torch.searchsorted(sizes.cumsum(0), torch.arange(n), right=True) % (1 << tau)).to(torch.int32)
+    codes = codes[None, :, None].expand(bh, n, 3).contiguous()
+    check(cpu_ops, (codes, codes.flip(1).contiguous(), qm, km, q, k, v, g), tau)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_rows_are_widened_exactly(cpu_ops, dtype):
+    """bfloat16 / float16 rows are widened to float32 as they are gathered (no rounding of their
+    own): the gradients equal the float32 reference on the same rows within 1e-5 relative."""
+    args = inputs(3, 300, 301, 64, 64, 8, 6, seed=21, dtype=dtype)
+    got = cpu_ops.lsh_backward(*args, 6)
+    widened = tuple(a.float() if a.is_floating_point() else a for a in args)
+    for a, b in zip(got, lsh_backward(*widened, 6)):
+        close(a, b)

@@ -9,11 +9,45 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "checks.h"
 
 namespace yoso {
+
+// Asks for transparent huge pages on the 2 MiB-aligned interior of a freshly allocated, untouched
+// buffer (where the kernel offers them on request): the kernels visit rows of large arrays in
+// random order, and 4 KiB pages make every such visit a TLB miss. A no-op elsewhere.
+inline void advise_huge_pages(void* data, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + static_cast<uintptr_t>(bytes)) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data, (void)bytes;
+#endif
+}
+
+// float32, bfloat16 and float16 rows are read by the kernels as they are (widened as they are
+// gathered); anything else (float64) is converted to float32.
+inline at::Tensor rows_of(const at::Tensor& t) {
+  const auto type = t.scalar_type();
+  if (type == at::kFloat || type == at::kBFloat16 || type == at::kHalf) return t.contiguous();
+  return t.to(at::kFloat).contiguous();
+}
+
+// at::empty with huge pages advised (see advise_huge_pages).
+inline at::Tensor empty_huge(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor t = at::empty(sizes, options);
+  if (t.nbytes() >= (int64_t(4) << 20)) advise_huge_pages(t.data_ptr(), static_cast<int64_t>(t.nbytes()));
+  return t;
+}
 
 // The unmasked keys and queries of one hash, grouped by bucket (a counting sort): bucket s holds
 // keys key_list[key_start[s] .. key_start[s+1]) and queries query_list[query_start[s] ..
@@ -28,8 +62,9 @@ struct BucketLists {
         query_list(n_q), fill(n_k + 1) {}
 
   // Codes of query i and key j are qc[i * stride] and kc[j * stride]; returns the number of buckets.
+  // With key_bucket given, key_bucket[j] is set to the bucket of key j (-1 for a masked key).
   int32_t sort(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, int64_t n_q, int64_t n_k,
-               int64_t stride) {
+               int64_t stride, int32_t* key_bucket = nullptr) {
     int32_t used = 0;
     for (int64_t j = 0; j < n_k; ++j) {
       check_code(kc[j * stride], rows, "key_codes");
@@ -56,6 +91,9 @@ struct BucketLists {
     std::copy(key_start.begin(), key_start.begin() + used, fill.begin());
     for (int64_t j = 0; j < n_k; ++j) {
       if (km[j] != 0.0f) key_list[fill[slot[kc[j * stride]]]++] = static_cast<int32_t>(j);
+    }
+    if (key_bucket != nullptr) {
+      for (int64_t j = 0; j < n_k; ++j) key_bucket[j] = km[j] != 0.0f ? slot[kc[j * stride]] : -1;
     }
     std::copy(query_start.begin(), query_start.begin() + used, fill.begin());
     for (int64_t i = 0; i < n_q; ++i) {
@@ -107,7 +145,7 @@ at::Tensor accumulate_over_hashes(int64_t bh, int64_t n_q, int64_t d, int64_t nu
                                   const at::Tensor& query_mask, MakeWorker make_worker) {
   const int64_t groups = hash_groups(bh, num_hash);
   // (groups, bh, n_q, d): one output buffer per group of hashes
-  at::Tensor partial = at::empty({groups, bh, n_q, d}, query_mask.options().dtype(at::kFloat));
+  at::Tensor partial = empty_huge({groups, bh, n_q, d}, query_mask.options().dtype(at::kFloat));
   float* base = partial.mutable_data_ptr<float>();
   const float* mask = query_mask.const_data_ptr<float>();  // (bh, n_q), float32 contiguous
   const float scale = 1.0f / static_cast<float>(num_hash);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../buckets.h"
 #include "../checks.h"
 #include "../common.h"
 
@@ -141,7 +142,7 @@ at::Tensor fast_hash_cpu(const at::Tensor& x, const at::Tensor& diagonals, int64
   const at::Tensor xc = x.contiguous();
   const at::Tensor dc = diagonals.to(at::kFloat).contiguous();
   const int64_t bh = x.size(0), n = x.size(1), d = x.size(2);
-  at::Tensor codes = at::empty({bh, n, num_hash}, x.options().dtype(at::kInt));
+  at::Tensor codes = empty_huge({bh, n, num_hash}, x.options().dtype(at::kInt));
   if (codes.numel() == 0) return codes;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "yoso_fast_hash_cpu", [&] {
     fast_hash_kernel<scalar_t>(xc.const_data_ptr<scalar_t>(), dc.const_data_ptr<float>(),

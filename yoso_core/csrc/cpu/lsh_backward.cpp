@@ -2,13 +2,16 @@
 //   grad_value_j = key_mask_j / m         sum_f sum_i [collide] query_mask_i g_i
 //   grad_query_i = query_mask_i tau/2 / m sum_f sum_j [collide] key_mask_j (g_i . v_j) k_j
 //   grad_key_j   = key_mask_j tau/2 / m   sum_f sum_i [collide] query_mask_i (g_i . v_j) q_i
-// For each hash, keys and queries are sorted by bucket. In the pairwise form a bucket's dot
-// products g_i . v_j are formed once and serve both grad_query and grad_key: three small matrix
-// products where two weighted cumulations take four. Buckets where it is cheaper take the table
-// form (backward_table_is_cheaper in common.h), which bounds the worst case at O(m n d dv). The
-// products are those of the weighted cumulation (bucket_products.h).
+// For each hash, keys and queries are counting-sorted by bucket; each bucket's rows are gathered
+// contiguously (and widened to float32 if they are bfloat16 or float16), so the in-bucket work is
+// small dense matrix products (block_gemm.h), whose results are added straight into the gradient
+// rows. Pairwise form: D = G V^T (nq x nk) is formed once and serves both grad_query (D K) and
+// grad_key (D^T Q). Table form, for buckets where it is cheaper (backward_table_is_cheaper in
+// common.h): T1 = V^T K and T2 = G^T Q (dv x d), then G T1 and V T2, which bounds the worst case at
+// O(m n d dv). grad_value is the bucket's summed query gradient, added to each of its keys.
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/zeros.h>
+#include <ATen/ops/cat.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -18,146 +21,127 @@
 #include "../buckets.h"
 #include "../checks.h"
 #include "../common.h"
+#include "block_gemm.h"
 #include "bucket_products.h"
 
 namespace yoso {
 namespace {
 
+template <typename scalar_t>
 struct BackwardWorker {
   const int32_t* query_codes;  // (bh, n_q, m)
   const int32_t* key_codes;    // (bh, n_k, m)
   const float* query_mask;     // (bh, n_q)
   const float* key_mask;       // (bh, n_k)
-  const float* query;          // (bh, n_q, d)
-  const float* key;            // (bh, n_k, d)
-  const float* value;          // (bh, n_k, dv)
-  const float* grad;           // (bh, n_q, dv)
-  int64_t n_q, n_k, d, dv, m;
+  const scalar_t* query_rows;  // (bh, n_q, d + dv): query_i then grad_i
+  const scalar_t* key_rows;    // (bh, n_k, d + dv): key_j then value_j
+  int64_t n_q, n_k, d, dv, m, width;
   BucketLists buckets;
-  PairwiseProduct pairwise;       // queries read keys: dots g . v, then grad_query
-  std::vector<float> packed_q;    // (nq, d): masked queries, read by grad_key through the same dots
-  std::vector<float> grad_sum;    // (dv,)
-  std::vector<float> table;       // (dv, d), table form
-  std::vector<float> acc;         // (d,)
+  // one bucket's rows, gathered contiguously in float32
+  std::vector<float> packed_g;   // (nq, dv): output gradients
+  std::vector<float> packed_q;   // (nq, d): masked queries
+  std::vector<float> packed_k;   // (nk, d): masked keys
+  std::vector<float> packed_vt;  // (dv, nk rounded up to 16): values transposed, zero-padded
+  std::vector<float> dots;       // (nq, nk rounded up): g_i . v_j
+  std::vector<float> table;      // (dv, d): table form
+  std::vector<float> grad_sums;  // (buckets, dv): each bucket's sum of masked query gradients
+  std::vector<int32_t> key_bucket;  // (n_k,): bucket of each key, -1 when masked
+  std::vector<float> row;        // (max(d, dv),)
 
-  BackwardWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const float* q,
-                 const float* k, const float* v, const float* g, int64_t n_q_, int64_t n_k_, int64_t d_,
-                 int64_t dv_, int64_t m_, int64_t rows)
-      : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), query(q), key(k), value(v), grad(g),
-        n_q(n_q_), n_k(n_k_), d(d_), dv(dv_), m(m_), buckets(rows, n_q_, n_k_), grad_sum(dv_), acc(d_) {}
+  BackwardWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const scalar_t* qg,
+                 const scalar_t* kv, int64_t n_q_, int64_t n_k_, int64_t d_, int64_t dv_, int64_t m_, int64_t rows)
+      : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), query_rows(qg), key_rows(kv), n_q(n_q_),
+        n_k(n_k_), d(d_), dv(dv_), m(m_), width(d_ + dv_), buckets(rows, n_q_, n_k_), key_bucket(n_k_),
+        row(std::max(d_, dv_)) {}
 
-  // grad_value of the bucket's keys: every key gets the sum of its queries' masked gradients.
-  void value_gradient(const float* g, const float* qm, const int32_t* keys, int64_t nk, const int32_t* queries,
-                      int64_t nq, float* gv) {
-    std::fill(grad_sum.begin(), grad_sum.end(), 0.0f);
+  // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots).
+  // ... and sums the bucket's masked query gradients into grad_sum (dv,).
+  int64_t gather(const scalar_t* qg, const scalar_t* kv, const float* qm, const float* km, const int32_t* keys,
+                 int64_t nk, const int32_t* queries, int64_t nq, float* grad_sum) {
+    const int64_t padded = (nk + kVec - 1) / kVec * kVec;
+    reserve(packed_g, nq * dv);
+    reserve(packed_q, nq * d);
+    reserve(packed_k, nk * d);
+    reserve(packed_vt, dv * padded);
+    std::fill(grad_sum, grad_sum + dv, 0.0f);
     for (int64_t a = 0; a < nq; ++a) {
       const int64_t i = queries[a];
-      const float* row = g + i * dv;
+      float* pg = packed_g.data() + a * dv;
+      load_row(qg + i * width + d, pg, dv, 1.0f);
+      load_row(qg + i * width, packed_q.data() + a * d, d, qm[i]);
       const float mask = qm[i];
 #pragma omp simd
-      for (int64_t t = 0; t < dv; ++t) grad_sum[t] += mask * row[t];
+      for (int64_t t = 0; t < dv; ++t) grad_sum[t] += mask * pg[t];
     }
     for (int64_t a = 0; a < nk; ++a) {
-      float* out = gv + static_cast<int64_t>(keys[a]) * dv;
-#pragma omp simd
-      for (int64_t t = 0; t < dv; ++t) out[t] += grad_sum[t];
+      const int64_t j = keys[a];
+      load_row(kv + j * width, packed_k.data() + a * d, d, km[j]);
+      load_row(kv + j * width + d, row.data(), dv, 1.0f);
+      for (int64_t c = 0; c < dv; ++c) packed_vt[c * padded + a] = row[c];
     }
+    for (int64_t c = 0; c < dv; ++c) {
+      std::fill(packed_vt.begin() + c * padded + nk, packed_vt.begin() + (c + 1) * padded, 0.0f);
+    }
+    return padded;
   }
 
-  // grad_key_j += sum_i dots_ij masked q_i, from the dots the pairwise product left. With D known
-  // two keys go at a time and their accumulators stay in registers.
-  template <int64_t D>
-  void key_gradient(const float* q, const float* qm, const int32_t* keys, int64_t nk, const int32_t* queries,
-                    int64_t nq, float* gk) {
-    const int64_t dd = D > 0 ? D : d;
-    const int64_t padded = pairwise.padded;
-    const float* dots = pairwise.dots.data();
-    reserve(packed_q, nq * dd);
-    for (int64_t s = 0; s < nq; ++s) {
-      const int64_t i = queries[s];
-      const float* row = q + i * dd;
-      float* pq = packed_q.data() + s * dd;
-      const float mask = qm[i];
-#pragma omp simd
-      for (int64_t t = 0; t < dd; ++t) pq[t] = mask * row[t];
+  // The bucket's contribution to gq (n_q, d) and gk (n_k, d).
+  void bucket(const int32_t* keys, int64_t nk, const int32_t* queries, int64_t nq, int64_t padded, float* gq,
+              float* gk) {
+    const float* pg = packed_g.data();
+    const float* pq = packed_q.data();
+    const float* pk = packed_k.data();
+    const float* pvt = packed_vt.data();
+    auto query_row = [&](int64_t a) { return gq + static_cast<int64_t>(queries[a]) * d; };
+    auto key_row = [&](int64_t a) { return gk + static_cast<int64_t>(keys[a]) * d; };
+    if (backward_table_is_cheaper(nq, nk, d, dv)) {
+      reserve(table, dv * d);
+      float* t = table.data();
+      auto table_row = [&](int64_t c) { return t + c * d; };
+      gemm<false>(dv, d, nk, pvt, padded, 1, pk, d, table_row);  // T1 = V^T K
+      gemm<true>(nq, d, dv, pg, dv, 1, t, d, query_row);          // grad_query += G T1
+      gemm<false>(dv, d, nq, pg, 1, dv, pq, d, table_row);        // T2 = G^T Q
+      gemm<true>(nk, d, dv, pvt, 1, padded, t, d, key_row);       // grad_key += V T2
+      return;
     }
-    int64_t a = 0;
-    if constexpr (D > 0) {
-      for (; a + 2 <= nk; a += 2) {
-        float acc0[D] = {}, acc1[D] = {};
-        for (int64_t s = 0; s < nq; ++s) {
-          const float c0 = dots[s * padded + a], c1 = dots[s * padded + a + 1];
-          const float* pq = packed_q.data() + s * D;
-#pragma omp simd
-          for (int64_t t = 0; t < D; ++t) {
-            acc0[t] += c0 * pq[t];
-            acc1[t] += c1 * pq[t];
-          }
-        }
-        float* o0 = gk + static_cast<int64_t>(keys[a]) * D;
-        float* o1 = gk + static_cast<int64_t>(keys[a + 1]) * D;
-#pragma omp simd
-        for (int64_t t = 0; t < D; ++t) {
-          o0[t] += acc0[t];
-          o1[t] += acc1[t];
-        }
-      }
-    }
-    for (; a < nk; ++a) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t s = 0; s < nq; ++s) {
-        const float c0 = dots[s * padded + a];
-        const float* pq = packed_q.data() + s * dd;
-#pragma omp simd
-        for (int64_t t = 0; t < dd; ++t) acc[t] += c0 * pq[t];
-      }
-      float* o = gk + static_cast<int64_t>(keys[a]) * dd;
-#pragma omp simd
-      for (int64_t t = 0; t < dd; ++t) o[t] += acc[t];
-    }
-  }
-
-  // Pairwise form with D = d = dv known at compile time (0: run-time widths).
-  template <int64_t D>
-  void pairwise_form(const float* q, const float* k, const float* v, const float* g, const float* qm,
-                     const float* km, const int32_t* keys, int64_t nk, const int32_t* queries, int64_t nq,
-                     float* gq, float* gk) {
-    pairwise.pack(dv, d, v, k, km, keys, nk);
-    pairwise.dot<D>(dv, g, queries, nq);
-    pairwise.apply<D>(d, nk, queries, nq, gq);
-    key_gradient<D>(q, qm, keys, nk, queries, nq, gk);
+    reserve(dots, nq * padded);
+    float* dp = dots.data();
+    auto dots_row = [&](int64_t a) { return dp + a * padded; };
+    gemm<false>(nq, padded, dv, pg, dv, 1, pvt, padded, dots_row);  // D = G V^T
+    gemm<true>(nq, d, nk, dp, padded, 1, pk, d, query_row);          // grad_query += D K
+    gemm<true>(nk, d, nq, dp, 1, padded, pq, d, key_row);            // grad_key += D^T Q
   }
 
   // Unscaled sums over hashes [f_begin, f_end) of batch*head b into gq (n_q, d), gk (n_k, d), gv (n_k, dv).
   void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* gq, float* gk, float* gv) {
     const float* qm = query_mask + b * n_q;
     const float* km = key_mask + b * n_k;
-    const float* q = query + b * n_q * d;
-    const float* k = key + b * n_k * d;
-    const float* v = value + b * n_k * dv;
-    const float* g = grad + b * n_q * dv;
+    const scalar_t* qg = query_rows + b * n_q * width;
+    const scalar_t* kv = key_rows + b * n_k * width;
     for (int64_t f = f_begin; f < f_end; ++f) {
       const int32_t* qc = query_codes + b * n_q * m + f;  // code of query i: qc[i * m]
       const int32_t* kc = key_codes + b * n_k * m + f;
-      const int32_t count = buckets.sort(qc, kc, qm, km, n_q, n_k, m);
+      const int32_t count = buckets.sort(qc, kc, qm, km, n_q, n_k, m, key_bucket.data());
+      reserve(grad_sums, static_cast<int64_t>(count) * dv);
       for (int32_t s = 0; s < count; ++s) {
         const int64_t nk = buckets.keys_in(s), nq = buckets.queries_in(s);
-        if (nq == 0) continue;
+        float* grad_sum = grad_sums.data() + static_cast<int64_t>(s) * dv;
+        if (nq == 0) {
+          std::fill(grad_sum, grad_sum + dv, 0.0f);
+          continue;
+        }
         const int32_t* keys = buckets.keys(s);
         const int32_t* queries = buckets.queries(s);
-        value_gradient(g, qm, keys, nk, queries, nq, gv);
-        if (backward_table_is_cheaper(nq, nk, d, dv)) {
-          table_product(table, dv, d, v, k, km, keys, nk, g, queries, nq, gq);
-          table_product(table, dv, d, g, q, qm, queries, nq, v, keys, nk, gk);
-        } else if (d == dv && d == 64) {
-          pairwise_form<64>(q, k, v, g, qm, km, keys, nk, queries, nq, gq, gk);
-        } else if (d == dv && d == 32) {
-          pairwise_form<32>(q, k, v, g, qm, km, keys, nk, queries, nq, gq, gk);
-        } else if (d == dv && d == 128) {
-          pairwise_form<128>(q, k, v, g, qm, km, keys, nk, queries, nq, gq, gk);
-        } else {
-          pairwise_form<0>(q, k, v, g, qm, km, keys, nk, queries, nq, gq, gk);
-        }
+        const int64_t padded = gather(qg, kv, qm, km, keys, nk, queries, nq, grad_sum);
+        bucket(keys, nk, queries, nq, padded, gq, gk);
+      }
+      // grad_value in key order: a stream through gv instead of a random visit per key
+      for (int64_t j = 0; j < n_k; ++j) {
+        if (key_bucket[j] < 0) continue;
+        const float* sum = grad_sums.data() + static_cast<int64_t>(key_bucket[j]) * dv;
+        float* out = gv + j * dv;
+#pragma omp simd
+        for (int64_t t = 0; t < dv; ++t) out[t] += sum[t];
       }
     }
   }
@@ -175,31 +159,44 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(
   const at::Tensor kc = key_codes.contiguous();
   const at::Tensor qm = query_mask.to(at::kFloat).contiguous();
   const at::Tensor km = key_mask.to(at::kFloat).contiguous();
-  const at::Tensor q = query.to(at::kFloat).contiguous();
-  const at::Tensor k = key.to(at::kFloat).contiguous();
-  const at::Tensor v = value.to(at::kFloat).contiguous();
-  const at::Tensor g = grad.to(at::kFloat).contiguous();
+  // one element type for the four row tensors: theirs when they agree, else float32
+  at::Tensor q = rows_of(query), k = rows_of(key), v = rows_of(value), g = rows_of(grad);
+  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type() ||
+      g.scalar_type() != q.scalar_type()) {
+    q = q.to(at::kFloat), k = k.to(at::kFloat), v = v.to(at::kFloat), g = g.to(at::kFloat);
+  }
+
+  // the rows a bucket reads of one token side by side: (q_i, g_i) and (k_j, v_j)
+  at::Tensor qg = empty_huge({bh, n_q, d + dv}, q.options());
+  at::Tensor kv = empty_huge({bh, n_k, d + dv}, k.options());
+  at::cat_out(qg, {q, g}, 2);
+  at::cat_out(kv, {k, v}, 2);
 
   const int64_t groups = hash_groups(bh, m);
   const auto options = value.options().dtype(at::kFloat);
-  at::Tensor gq = at::zeros({groups, bh, n_q, d}, options);  // one buffer per group of hashes
-  at::Tensor gk = at::zeros({groups, bh, n_k, d}, options);
-  at::Tensor gv = at::zeros({groups, bh, n_k, dv}, options);
+  // one buffer per group of hashes
+  at::Tensor gq = empty_huge({groups, bh, n_q, d}, options).zero_();
+  at::Tensor gk = empty_huge({groups, bh, n_k, d}, options).zero_();
+  at::Tensor gv = empty_huge({groups, bh, n_k, dv}, options).zero_();
   if (bh > 0 && (n_q > 0 || n_k > 0)) {
     float* gq_ptr = gq.mutable_data_ptr<float>();
     float* gk_ptr = gk.mutable_data_ptr<float>();
     float* gv_ptr = gv.mutable_data_ptr<float>();
-    auto make_worker = [&] {
-      return BackwardWorker(qc.const_data_ptr<int32_t>(), kc.const_data_ptr<int32_t>(), qm.const_data_ptr<float>(),
-                            km.const_data_ptr<float>(), q.const_data_ptr<float>(), k.const_data_ptr<float>(),
-                            v.const_data_ptr<float>(), g.const_data_ptr<float>(), n_q, n_k, d, dv, m, rows);
-    };
-    for_each_hash_group(bh, m, groups, make_worker,
-                        [&](BackwardWorker& worker, int64_t b, int64_t grp, int64_t f_begin, int64_t f_end) {
-                          const int64_t slot = grp * bh + b;
-                          worker(b, f_begin, f_end, gq_ptr + slot * n_q * d, gk_ptr + slot * n_k * d,
-                                 gv_ptr + slot * n_k * dv);
-                        });
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "yoso_lsh_backward_cpu", [&] {
+      auto make_worker = [&] {
+        return BackwardWorker<scalar_t>(qc.const_data_ptr<int32_t>(), kc.const_data_ptr<int32_t>(),
+                                        qm.const_data_ptr<float>(), km.const_data_ptr<float>(),
+                                        qg.const_data_ptr<scalar_t>(), kv.const_data_ptr<scalar_t>(), n_q, n_k,
+                                        d, dv, m, rows);
+      };
+      for_each_hash_group(
+          bh, m, groups, make_worker,
+          [&](BackwardWorker<scalar_t>& worker, int64_t b, int64_t grp, int64_t f_begin, int64_t f_end) {
+            const int64_t slot = grp * bh + b;
+            worker(b, f_begin, f_end, gq_ptr + slot * n_q * d, gk_ptr + slot * n_k * d,
+                   gv_ptr + slot * n_k * dv);
+          });
+    });
   }
   const double scale = 1.0 / static_cast<double>(m), half_tau = 0.5 * static_cast<double>(hash_code_len);
   return {sum_over_groups(gq, qm, scale * half_tau), sum_over_groups(gk, km, scale * half_tau),

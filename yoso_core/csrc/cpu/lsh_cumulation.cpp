@@ -2,6 +2,7 @@
 // tables of the buckets that occur (a code -> slot map, so 2^16-row tables cost nothing when
 // unused), then unmasked queries read their buckets' rows. Linear in the sequence length; values
 // and outputs pass through memory once per group; inner loops run over head_dim.
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
@@ -11,6 +12,7 @@
 #include "../checks.h"
 #include "../common.h"
 #include "../buckets.h"
+#include "block_gemm.h"
 
 namespace yoso {
 namespace {
@@ -19,18 +21,20 @@ namespace {
 // that values and outputs stream through memory once per group instead of once per hash.
 constexpr int64_t kTableGroupBytes = int64_t(512) << 10;
 
+template <typename scalar_t>
 struct CumulationWorker {
   const int32_t* query_codes;  // (bh, n_q, m)
   const int32_t* key_codes;    // (bh, n_k, m)
   const float* query_mask;     // (bh, n_q)
   const float* key_mask;       // (bh, n_k)
-  const float* value;          // (bh, n_k, d)
+  const scalar_t* value;       // (bh, n_k, d), float32, bfloat16 or float16
   int64_t n_q, n_k, d, m, rows, table_rows_used, group;
   std::vector<int32_t> slot;   // (group, rows): compact row of each bucket, -1 while empty
   std::vector<int32_t> used;   // (group,): rows in use per hash
   std::vector<float> table;    // (group, min(rows, n_k), d)
+  std::vector<float> widened;  // (d,): a key's masked value in float32
 
-  CumulationWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const float* v,
+  CumulationWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const scalar_t* v,
                    int64_t n_q_, int64_t n_k_, int64_t d_, int64_t m_, int64_t rows_)
       : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), value(v), n_q(n_q_), n_k(n_k_),
         d(d_), m(m_), rows(rows_), table_rows_used(std::max<int64_t>(1, std::min(rows_, n_k_))) {
@@ -39,6 +43,7 @@ struct CumulationWorker {
     slot.assign(group * rows, -1);
     used.assign(group, 0);
     table.resize(group * table_rows_used * d);
+    widened.resize(d);
   }
 
   // With the value width D known at compile time (0: run time), a key's value and a query's sum
@@ -57,26 +62,21 @@ struct CumulationWorker {
       for (int64_t j = 0; j < n_k; ++j) {
         for (int64_t g = 0; g < count; ++g) check_code(kc[j * m + f0 + g], rows, "key_codes");
         if (km[j] == 0.0f) continue;
-        const float w = km[j];
-        const float* v = value + (b * n_k + j) * dd;
-        if constexpr (D > 0) {
-#pragma omp simd
-          for (int64_t t = 0; t < D; ++t) local[t] = w * v[t];
-          v = local;
-        }
+        // the masked value, widened to float32 once per group of hashes
+        float* v = D > 0 ? local : widened.data();
+        load_row(value + (b * n_k + j) * dd, v, dd, km[j]);
         for (int64_t g = 0; g < count; ++g) {
           int32_t& s = slot[g * rows + kc[j * m + f0 + g]];
           float* rows_g = table.data() + g * table_rows_used * dd;
-          const float scale = D > 0 ? 1.0f : w;
           if (s < 0) {
             s = used[g]++;
             float* row = rows_g + static_cast<int64_t>(s) * dd;
 #pragma omp simd
-            for (int64_t t = 0; t < dd; ++t) row[t] = scale * v[t];
+            for (int64_t t = 0; t < dd; ++t) row[t] = v[t];
           } else {
             float* row = rows_g + static_cast<int64_t>(s) * dd;
 #pragma omp simd
-            for (int64_t t = 0; t < dd; ++t) row[t] += scale * v[t];
+            for (int64_t t = 0; t < dd; ++t) row[t] += v[t];
           }
         }
       }
@@ -122,15 +122,19 @@ at::Tensor lsh_cumulation_cpu(const at::Tensor& query_codes, const at::Tensor& k
   const at::Tensor kc = key_codes.contiguous();    // (bh, n_k, m)
   const at::Tensor qm = query_mask.to(at::kFloat).contiguous();
   const at::Tensor km = key_mask.to(at::kFloat).contiguous();
-  const at::Tensor v = value.to(at::kFloat).contiguous();
+  const at::Tensor v = rows_of(value);  // float32, bfloat16 and float16 are read as they are
   const int32_t* qc_ptr = qc.const_data_ptr<int32_t>();
   const int32_t* kc_ptr = kc.const_data_ptr<int32_t>();
   const float* qm_ptr = qm.const_data_ptr<float>();
   const float* km_ptr = km.const_data_ptr<float>();
-  const float* v_ptr = v.const_data_ptr<float>();
-  return accumulate_over_hashes(bh, n_q, d, m, qm, [&] {
-    return CumulationWorker(qc_ptr, kc_ptr, qm_ptr, km_ptr, v_ptr, n_q, n_k, d, m, rows);
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, v.scalar_type(), "yoso_lsh_cumulation_cpu", [&] {
+    const scalar_t* v_ptr = v.const_data_ptr<scalar_t>();
+    out = accumulate_over_hashes(bh, n_q, d, m, qm, [&] {
+      return CumulationWorker<scalar_t>(qc_ptr, kc_ptr, qm_ptr, km_ptr, v_ptr, n_q, n_k, d, m, rows);
+    });
   });
+  return out;
 }
 
 }  // namespace
