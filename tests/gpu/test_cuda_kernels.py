@@ -103,3 +103,56 @@ def test_yoso_attention_auto_uses_cuda(backends):
     b = yoso_attention(q, k, v, backend="reference", generator=torch.Generator("cuda").manual_seed(0))
     assert a.dtype == torch.bfloat16 and a.device.type == "cuda"
     close(a.float(), b.float(), rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "n_q,n_k,d,dv,num_hash,tau,buckets",
+    [
+        (1, 1, 16, 16, 1, 1, None),
+        (97, 97, 64, 64, 32, 8, None),
+        (1025, 1025, 64, 64, 8, 8, None),
+        (300, 301, 64, 64, 8, 8, 3),  # three big buckets
+        (40, 33, 128, 128, 8, 6, None),
+        (30, 31, 24, 20, 8, 3, None),  # widths that are not a multiple of the warp
+        (5, 6, 256, 256, 4, 16, None),
+    ],
+)
+def test_lsh_backward_operator_on_cuda(backends, n_q, n_k, d, dv, num_hash, tau, buckets):
+    """The CUDA lsh_backward against the CPU kernel and the reference composition, identical codes."""
+    from yoso_core.attention.sampled import lsh_backward
+
+    cpu, cuda = backends
+    gen = torch.Generator().manual_seed(n_q + d)
+    bh, high = 3, buckets or (1 << tau)
+    qc = torch.randint(0, high, (bh, n_q, num_hash), generator=gen, dtype=torch.int32)
+    kc = torch.randint(0, high, (bh, n_k, num_hash), generator=gen, dtype=torch.int32)
+    qm = (torch.rand(bh, n_q, generator=gen) > 0.2).float()
+    km = (torch.rand(bh, n_k, generator=gen) > 0.2).float()
+    q, k = torch.randn(bh, n_q, d, generator=gen), torch.randn(bh, n_k, d, generator=gen)
+    v, g = torch.randn(bh, n_k, dv, generator=gen), torch.randn(bh, n_q, dv, generator=gen)
+    args = (qc, kc, qm, km, q, k, v, g)
+    want = lsh_backward(*args, tau)
+    got_cuda = cuda.lsh_backward(*(a.cuda() for a in args), tau)
+    for a, b, c in zip(got_cuda, cpu.lsh_backward(*args, tau), want):
+        assert a.device.type == "cuda" and a.dtype == torch.float32 and a.shape == c.shape
+        close(a, c)
+        close(b, c)
+
+
+def test_lsh_backward_opcheck_on_cuda(backends):
+    gen = torch.Generator().manual_seed(3)
+    qc = torch.randint(0, 16, (2, 9, 4), generator=gen, dtype=torch.int32)
+    kc = torch.randint(0, 16, (2, 11, 4), generator=gen, dtype=torch.int32)
+    qm, km = torch.ones(2, 9), torch.ones(2, 11)
+    q, k = torch.randn(2, 9, 16, generator=gen), torch.randn(2, 11, 16, generator=gen)
+    v, g = torch.randn(2, 11, 16, generator=gen), torch.randn(2, 9, 16, generator=gen)
+    args = tuple(a.cuda() for a in (qc, kc, qm, km, q, k, v, g))
+    torch.library.opcheck(torch.ops.yoso.lsh_backward.default, (*args, 4))
+
+
+def test_cuda_backend_uses_the_fused_backward(backends):
+    """The CUDA backend runs the lsh_backward operator, not a composition of cumulations."""
+    from yoso_core.attention import ops
+
+    _, cuda = backends
+    assert cuda.lsh_backward is ops.lsh_backward

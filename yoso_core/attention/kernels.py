@@ -12,7 +12,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 
@@ -60,15 +59,12 @@ def compiled_backend(device_type: str) -> tuple[Backend | None, str]:
     usable, why = ops.load(device_type)
     if not usable:
         return None, why
-    if device_type == "cpu":
-        backward = ops.lsh_backward
-    else:  # no fused backward kernel for CUDA: compose it from the CUDA cumulations
-        backward = partial(
-            sampled.lsh_backward,
-            cumulation=ops.lsh_cumulation,
-            weighted_cumulation=ops.lsh_weighted_cumulation,
-        )
-    return Backend(device_type, ops.fast_hash, ops.lsh_cumulation, ops.lsh_weighted_cumulation, backward), ""
+    return (
+        Backend(
+            device_type, ops.fast_hash, ops.lsh_cumulation, ops.lsh_weighted_cumulation, ops.lsh_backward
+        ),
+        "",
+    )
 
 
 def resolve_backend(name: str, device: torch.device) -> Backend:

@@ -6,7 +6,7 @@
     lsh_weighted_cumulation(query_codes, key_codes, query_mask, key_mask, query_weight, key_weight,
                             value, hash_code_len) -> float32 (bh, n_q, d)
     lsh_backward(query_codes, key_codes, query_mask, key_mask, query, key, value, grad, hash_code_len)
-        -> float32 grad_query (bh, n_q, d), grad_key (bh, n_k, d), grad_value (bh, n_k, dv); CPU only
+        -> float32 grad_query (bh, n_q, d), grad_key (bh, n_k, d), grad_value (bh, n_k, dv)
 
 Same semantics as the reference functions in ``hashing`` and ``sampled``. The libraries are built by
 ``yoso build-kernels`` (``yoso_core.kernels_build``); loading them never raises: ``load`` returns
