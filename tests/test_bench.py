@@ -174,9 +174,19 @@ def test_model_level_rows():
 
 
 def test_check_targets():
-    def row(impl, n, ms, mem=None, mode="forward"):
-        return BenchRow("attention", impl, n, mode, median_ms=ms, peak_mem_mib=mem)
+    def row(impl, n, ms, mem=None, mode="forward", dtype="float32", tau=8):
+        return BenchRow(
+            "attention",
+            impl,
+            n,
+            mode,
+            median_ms=ms,
+            peak_mem_mib=mem,
+            dtype=dtype,
+            hash_code_len=None if impl == "sdpa" else tau,
+        )
 
+    bwd = "forward+backward"
     rows = [
         row("sdpa", 4096, 100.0),
         row("yoso-reference", 4096, 20.0),
@@ -184,15 +194,66 @@ def test_check_targets():
         row("sdpa", 16384, 1000.0),
         row("yoso-cpu", 16384, 30.0, mem=50.0),
         row("yoso-e", 16384, 900.0, 1000.0),
+        row("sdpa", 4096, 50.0, dtype="bfloat16"),
+        row("yoso-cpu", 4096, 4.0, dtype="bfloat16"),  # 12.5x bf16 SDPA, faster than fp32's 5 ms
+        row("sdpa", 4096, 400.0, mode=bwd),
+        row("yoso-cpu", 4096, 60.0, mode=bwd, tau=12),  # auto code length at 4096: 6.67x
     ]
     checks = {c.target: c for c in check_targets(rows)}
-    fwd = checks["sampled YOSO forward vs SDPA at 4096"]
+    fwd = checks["sampled YOSO forward vs SDPA at 4096, float32, tau 8"]
     assert (fwd.measured, fwd.status) == ("20.00x", "met")  # the fastest sampled backend counts
-    assert checks["sampled YOSO forward vs SDPA at 16384"].status == "missed"  # 33.3x < 40x
-    growth = checks["sampled YOSO forward time growth 4096 -> 16384"]
+    assert checks["sampled YOSO forward vs SDPA at 16384, float32, tau 8"].status == "missed"  # 33.3x < 40x
+    growth = checks["sampled YOSO forward time growth 4096 -> 16384, float32, tau 8"]
     assert (growth.measured, growth.status) == ("6.00x", "missed")
     assert checks["sampled YOSO forward peak memory vs YOSO-E at 16384"].status == "met"
-    assert checks["sampled YOSO forward+backward vs SDPA at 4096"].status == "not measured"
+    assert checks["sampled YOSO forward+backward vs SDPA at 4096, float32, tau 8"].status == "not measured"
+    bf16 = checks["sampled YOSO forward vs SDPA at 4096, bfloat16, tau 8"]
+    assert (bf16.measured, bf16.status) == ("12.50x", "met")  # against bf16 SDPA, not fp32's
+    faster = checks["sampled YOSO forward bfloat16 vs float32 at 4096, tau 8"]
+    assert (faster.measured, faster.status) == ("1.25x", "met")
+    auto = checks["sampled YOSO forward+backward vs SDPA at 4096, float32, tau log2(n)=12"]
+    assert (auto.measured, auto.status) == ("6.67x", "missed")
+    assert checks["sampled YOSO forward+backward vs SDPA at 16384, float32, tau log2(n)=14"].status == (
+        "not measured"
+    )
+
+
+def test_auto_code_length_and_several_dtypes_in_one_run(monkeypatch):
+    """--hash-code-len auto times each length with round(log2 n); several dtypes give rows of each,
+    with ratios taken against SDPA of the same dtype."""
+    seen = []
+
+    def fake_call(cfg, level, impl, seq_len, inputs=None):
+        seen.append((impl, seq_len, cfg.dtype, cfg.hash_code_len))
+        return lambda: sum(range(20000))
+
+    monkeypatch.setattr(bench, "make_call", fake_call)
+    cfg = bench.BenchConfig(
+        seq_len=[16, 64],
+        heads=2,
+        head_dim=8,
+        num_hash=4,
+        hash_code_len="auto",
+        dtype="float32,bfloat16",
+        repeats=1,
+        memory="none",
+        impls=["sdpa", "yoso-reference"],
+    )
+    rows = bench.run_bench(cfg)
+    assert [(r.impl, r.seq_len, r.dtype, r.hash_code_len) for r in rows] == [
+        ("sdpa", 16, "float32", None),
+        ("yoso-reference", 16, "float32", 4),
+        ("sdpa", 64, "float32", None),
+        ("yoso-reference", 64, "float32", 6),
+        ("sdpa", 16, "bfloat16", None),
+        ("yoso-reference", 16, "bfloat16", 4),
+        ("sdpa", 64, "bfloat16", None),
+        ("yoso-reference", 64, "bfloat16", 6),
+    ]
+    assert ("yoso-reference", 64, "bfloat16", 6) in seen
+    assert all(r.speedup_vs_softmax is not None for r in rows)
+    assert bench.auto_hash_code_len(4096) == 12 and bench.auto_hash_code_len(16384) == 14
+    assert bench.auto_hash_code_len(1) == 1 and bench.auto_hash_code_len(1 << 20) == 16
 
 
 def _rows():
@@ -274,7 +335,9 @@ def test_cli_bench_json_csv(tmp_path):
         (["--seq-len", "abc"], "--seq-len takes whole numbers"),
         (["--seq-len", "0"], "--seq-len values must be positive"),
         (["--batch", "0"], "--batch must be a positive integer"),
-        (["--hash-code-len", "17"], "--hash-code-len must be in [1, 16]"),
+        (["--hash-code-len", "17"], "--hash-code-len must be auto or an integer in [1, 16]"),
+        (["--hash-code-len", "many"], "--hash-code-len must be auto or an integer in [1, 16]"),
+        (["--dtype", "float32,float8"], "--dtype must be one of"),
         (["--dtype", "float8"], "--dtype must be one of"),
         (["--impl", "flash"], "--impl 'flash' is not one of the attention-level"),
         (["--model-level", "--model", "huge"], "--model must be one of tiny, small, base"),

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,8 @@ class BenchConfig:
     heads: int = 12
     head_dim: int = 64
     num_hash: int = 32
-    hash_code_len: int = 8
-    dtype: str = "float32"
+    hash_code_len: int | str = 8  # or "auto": round(log2(seq_len)) per length, the paper's setting
+    dtype: str = "float32"  # or several, comma-separated ("float32,bfloat16"), timed one after the other
     device: str = "cpu"
     backward: bool = False
     repeats: int = 5
@@ -117,13 +117,20 @@ class BenchConfig:
             raise ValueError(f"--warmup must be an integer >= 0, got {self.warmup!r}")
         if not MIN_NUM_HASH <= self.num_hash <= MAX_NUM_HASH:
             raise ValueError(f"--num-hash must be in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {self.num_hash}")
-        if not MIN_HASH_CODE_LEN <= self.hash_code_len <= MAX_HASH_CODE_LEN:
+        if self.hash_code_len != "auto" and (
+            isinstance(self.hash_code_len, bool)
+            or not isinstance(self.hash_code_len, int)
+            or not MIN_HASH_CODE_LEN <= self.hash_code_len <= MAX_HASH_CODE_LEN
+        ):
             raise ValueError(
-                f"--hash-code-len must be in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
-                f"got {self.hash_code_len}"
+                f"--hash-code-len must be auto or an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
+                f"got {self.hash_code_len!r}"
             )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        for dtype in self.dtypes:
+            if dtype not in DTYPES:
+                raise ValueError(
+                    f"--dtype must be one of {', '.join(DTYPES)} (or several, comma-separated), got {dtype!r}"
+                )
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -157,9 +164,25 @@ class BenchConfig:
                 raise ValueError(f"--model {self.model}: {exc}") from exc
 
     @property
+    def dtypes(self) -> list[str]:
+        """The dtypes to time, in order: ``dtype`` split at commas."""
+        return [part.strip() for part in str(self.dtype).split(",")]
+
+    def code_len(self, seq_len: int) -> int:
+        """The hash code length at ``seq_len``: the fixed one, or round(log2(seq_len)) clamped for auto."""
+        if self.hash_code_len != "auto":
+            return int(self.hash_code_len)
+        return auto_hash_code_len(seq_len)
+
+    @property
     def mode(self) -> str:
         """``forward`` or ``forward+backward``, as the rows report it."""
         return "forward+backward" if self.backward else "forward"
+
+
+def auto_hash_code_len(seq_len: int) -> int:
+    """``round(log2(seq_len))`` within the supported code lengths (12 at 4,096, 14 at 16,384)."""
+    return min(MAX_HASH_CODE_LEN, max(MIN_HASH_CODE_LEN, round(math.log2(max(1, seq_len)))))
 
 
 @dataclass
@@ -647,8 +670,26 @@ def _child_main() -> int:
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> list[BenchRow]:
-    """Run every implementation of the chosen level at every length; one row each, ratios filled in."""
+    """Run every implementation of the chosen level at every length; one row each, ratios filled in.
+
+    Several dtypes are timed one after the other; ``hash_code_len="auto"`` times each length with its
+    own code length. Ratios compare rows of one length, mode and dtype.
+    """
     cfg.check()
+    if len(cfg.dtypes) == 1 and cfg.hash_code_len != "auto":
+        return _run_single(cfg, progress)
+    rows: list[BenchRow] = []
+    for dtype in cfg.dtypes:
+        groups = [[n] for n in sorted(set(cfg.seq_len))] if cfg.hash_code_len == "auto" else [cfg.seq_len]
+        for lengths in groups:
+            sub = replace(cfg, dtype=dtype, seq_len=lengths, hash_code_len=cfg.code_len(lengths[0]))
+            rows.extend(_run_single(sub, progress))
+    add_ratios(rows)
+    return rows
+
+
+def _run_single(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """run_bench for one dtype and one fixed code length."""
     say = progress or (lambda message: None)
     level = "model" if cfg.model_level else "attention"
     found = model_impls(cfg) if cfg.model_level else attention_impls(cfg)
@@ -762,9 +803,13 @@ def _time_rows(
 def add_ratios(rows: Iterable[BenchRow]) -> None:
     """Fill ``speedup_vs_softmax`` (softmax median / median), ``memory_vs_softmax`` (peak / softmax peak)."""
     rows = list(rows)
-    base = {(r.level, r.seq_len, r.mode): r for r in rows if r.impl == BASELINE[r.level] and r.status == "ok"}
+    base = {
+        (r.level, r.seq_len, r.mode, r.dtype): r
+        for r in rows
+        if r.impl == BASELINE[r.level] and r.status == "ok"
+    }
     for r in rows:
-        b = base.get((r.level, r.seq_len, r.mode))
+        b = base.get((r.level, r.seq_len, r.mode, r.dtype))
         r.speedup_vs_softmax = r.memory_vs_softmax = None
         if b is None or r.status != "ok":
             continue
@@ -788,7 +833,10 @@ class TargetCheck:
     status: str  # met | missed | not measured
 
 
-def _best_sampled(rows: list[BenchRow], seq_len: int, mode: str) -> BenchRow | None:
+def _best_sampled(
+    rows: list[BenchRow], seq_len: int, mode: str, dtype: str = "float32", tau: int | None = None
+) -> BenchRow | None:
+    """The fastest sampled-YOSO row at one length, mode and dtype (and code length, when given)."""
     sampled = [
         r
         for r in rows
@@ -797,21 +845,44 @@ def _best_sampled(rows: list[BenchRow], seq_len: int, mode: str) -> BenchRow | N
         and r.impl != "yoso-e"
         and r.seq_len == seq_len
         and r.mode == mode
+        and r.dtype == dtype
+        and (tau is None or r.hash_code_len == tau)
         and r.status == "ok"
         and r.median_ms
     ]
     return min(sampled, key=lambda r: r.median_ms) if sampled else None
 
 
-def _find(rows: list[BenchRow], level: str, impl: str, seq_len: int, mode: str) -> BenchRow | None:
+def _find(
+    rows: list[BenchRow], level: str, impl: str, seq_len: int, mode: str, dtype: str | None = None
+) -> BenchRow | None:
     for r in rows:
-        if (r.level, r.impl, r.seq_len, r.mode) == (level, impl, seq_len, mode) and r.status == "ok":
+        if (
+            (r.level, r.impl, r.seq_len, r.mode) == (level, impl, seq_len, mode)
+            and (dtype is None or r.dtype == dtype)
+            and r.status == "ok"
+        ):
             return r
     return None
 
 
+# The attention-level targets at batch 1 x 12 heads x 64, m = 32: (what, dtype, code length,
+# mode, length, required speed-up over SDPA in the same dtype). "auto" is round(log2(n)).
+SPEEDUP_TARGETS: tuple[tuple[str, int | str, str, int, float], ...] = (
+    ("float32", 8, "forward", 4096, 10.0),
+    ("float32", 8, "forward", 16384, 40.0),
+    ("float32", 8, "forward+backward", 4096, 8.0),
+    ("float32", 8, "forward+backward", 16384, 30.0),
+    ("bfloat16", 8, "forward", 4096, 5.0),
+    ("bfloat16", 8, "forward", 16384, 20.0),
+    ("bfloat16", 8, "forward+backward", 4096, 4.0),
+    ("float32", "auto", "forward+backward", 4096, 8.0),
+    ("float32", "auto", "forward+backward", 16384, 30.0),
+)
+
+
 def check_targets(rows: Iterable[BenchRow]) -> list[TargetCheck]:
-    """Check DESIGN.md's performance targets against the rows that measured them."""
+    """Check the performance targets (DESIGN.md and the kernel issues) against the rows that measured them."""
     rows = list(rows)
     checks: list[TargetCheck] = []
 
@@ -833,27 +904,41 @@ def check_targets(rows: Iterable[BenchRow]) -> list[TargetCheck]:
     def median(r: BenchRow | None) -> float | None:
         return r.median_ms if r is not None else None
 
-    for n, mode, need in ((4096, "forward", 10.0), (4096, "forward+backward", 8.0), (16384, "forward", 40.0)):
-        best = _best_sampled(rows, n, mode)
+    def tau_at(tau: int | str, n: int) -> int:
+        return auto_hash_code_len(n) if tau == "auto" else int(tau)
+
+    def label(tau: int | str, n: int) -> str:
+        return f"tau log2(n)={tau_at(tau, n)}" if tau == "auto" else f"tau {tau}"
+
+    for dtype, tau, mode, n, need in SPEEDUP_TARGETS:
         ratio_check(
-            f"sampled YOSO {mode} vs SDPA at {n}",
+            f"sampled YOSO {mode} vs SDPA at {n}, {dtype}, {label(tau, n)}",
             need,
-            median(_find(rows, "attention", "sdpa", n, mode)),
-            median(best),
+            median(_find(rows, "attention", "sdpa", n, mode, dtype)),
+            median(_best_sampled(rows, n, mode, dtype, tau_at(tau, n))),
             f">= {need:g}x faster",
         )
-    for mode in ("forward", "forward+backward"):
-        a, b = _best_sampled(rows, 4096, mode), _best_sampled(rows, 16384, mode)
+    for dtype, tau, mode in (("float32", 8, "forward"), ("float32", 8, "forward+backward")):
+        a, b = _best_sampled(rows, 4096, mode, dtype, tau), _best_sampled(rows, 16384, mode, dtype, tau)
         ratio_check(
-            f"sampled YOSO {mode} time growth 4096 -> 16384",
+            f"sampled YOSO {mode} time growth 4096 -> 16384, {dtype}, tau {tau}",
             4.5,
             median(b),
             median(a),
             "<= 4.5x",
             larger_is_better=False,
         )
+    for n in (4096, 16384):
+        for mode in ("forward", "forward+backward"):
+            ratio_check(
+                f"sampled YOSO {mode} bfloat16 vs float32 at {n}, tau 8",
+                1.0,
+                median(_best_sampled(rows, n, mode, "float32", 8)),
+                median(_best_sampled(rows, n, mode, "bfloat16", 8)),
+                ">= 1x (bf16 no slower)",
+            )
     for mode in ("forward", "forward+backward"):
-        e, s = _find(rows, "attention", "yoso-e", 16384, mode), _best_sampled(rows, 16384, mode)
+        e, s = _find(rows, "attention", "yoso-e", 16384, mode, "float32"), _best_sampled(rows, 16384, mode)
         ratio_check(
             f"sampled YOSO {mode} peak memory vs YOSO-E at 16384",
             0.1,

@@ -56,8 +56,13 @@ def command(
     heads: int = typer.Option(12, help="Attention heads (attention level)."),
     head_dim: int = typer.Option(64, help="Head dimension (attention level)."),
     num_hash: int = typer.Option(32, help="Hash functions of sampled YOSO."),
-    hash_code_len: int = typer.Option(8, help="Bits per hash code (YOSO and YOSO-E)."),
-    dtype: str = typer.Option("float32", help="float32, float16 or bfloat16."),
+    hash_code_len: str = typer.Option(
+        "8", help="Bits per hash code (YOSO and YOSO-E), or auto: round(log2(n)) at each length."
+    ),
+    dtype: str = typer.Option(
+        "float32",
+        help="float32, float16 or bfloat16; several comma-separated (float32,bfloat16) side by side.",
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     backward: bool = typer.Option(
         False,
@@ -120,6 +125,10 @@ def command(
       yoso bench --model-level --model base --seq-len 4096 --repeats 3
 
       yoso bench --device cuda --dtype float16 --seq-len 4096 16384 65536
+
+      yoso bench --seq-len 4096 16384 --impl sdpa --impl yoso-cpu --dtype float32,bfloat16 --backward
+
+      yoso bench --seq-len 4096 16384 --impl sdpa --impl yoso-cpu --hash-code-len auto --backward
     """
     from rich.console import Console
 
@@ -130,7 +139,7 @@ def command(
         heads=heads,
         head_dim=head_dim,
         num_hash=num_hash,
-        hash_code_len=hash_code_len,
+        hash_code_len=_code_len(hash_code_len),
         dtype=dtype,
         device=device,
         backward=backward,
@@ -173,6 +182,17 @@ def command(
         console.print(f"wrote {plot_path}")
 
 
+def _code_len(text: str) -> int | str:
+    """``--hash-code-len``: "auto" or a whole number (range-checked by BenchConfig.check)."""
+    text = text.strip()
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return text  # BenchConfig.check names it
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -186,8 +206,11 @@ def _table(rows, cfg):
         title=f"yoso bench, {level} level, {cfg.mode}: batch {cfg.batch}, {shape}, "
         f"{cfg.dtype} on {cfg.device}, m={cfg.num_hash}, tau={cfg.hash_code_len}"
     )
+    several_dtypes, auto_tau = len(cfg.dtypes) > 1, cfg.hash_code_len == "auto"
     for name, justify in (
         ("seq", "right"),
+        *((("dtype", "left"),) if several_dtypes else ()),
+        *((("tau", "right"),) if auto_tau else ()),
         ("impl", "left"),
         ("status", "left"),
         ("median ms", "right"),
@@ -206,6 +229,8 @@ def _table(rows, cfg):
         mark = f"[{notes.index(r.note) + 1}]" if r.note else ""
         table.add_row(
             str(r.seq_len),
+            *((r.dtype,) if several_dtypes else ()),
+            *((_fmt(r.hash_code_len, "d"),) if auto_tau else ()),
             r.impl,
             r.status,
             _fmt(r.median_ms, ".2f"),
