@@ -46,13 +46,13 @@ struct BackwardWorker {
   std::vector<float> table;      // (dv, d): table form
   std::vector<float> grad_sums;  // (buckets, dv): each bucket's sum of masked query gradients
   std::vector<int32_t> key_bucket;  // (n_k,): bucket of each key, -1 when masked
-  std::vector<float> row;        // (max(d, dv),)
+  std::vector<float> row;        // (16, dv): a tile of values being transposed
 
   BackwardWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const scalar_t* qg,
                  const scalar_t* kv, int64_t n_q_, int64_t n_k_, int64_t d_, int64_t dv_, int64_t m_, int64_t rows)
       : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), query_rows(qg), key_rows(kv), n_q(n_q_),
         n_k(n_k_), d(d_), dv(dv_), m(m_), width(d_ + dv_), buckets(rows, n_q_, n_k_), key_bucket(n_k_),
-        row(std::max(d_, dv_)) {}
+        row(kVec * dv_) {}
 
   // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots).
   // ... and sums the bucket's masked query gradients into grad_sum (dv,).
@@ -73,14 +73,24 @@ struct BackwardWorker {
 #pragma omp simd
       for (int64_t t = 0; t < dv; ++t) grad_sum[t] += mask * pg[t];
     }
-    for (int64_t a = 0; a < nk; ++a) {
-      const int64_t j = keys[a];
-      load_row(kv + j * width, packed_k.data() + a * d, d, km[j]);
-      load_row(kv + j * width + d, row.data(), dv, 1.0f);
-      for (int64_t c = 0; c < dv; ++c) packed_vt[c * padded + a] = row[c];
-    }
-    for (int64_t c = 0; c < dv; ++c) {
-      std::fill(packed_vt.begin() + c * padded + nk, packed_vt.begin() + (c + 1) * padded, 0.0f);
+    // values 16 keys at a time: rows into a tile (zero past the last key), then the tile transposed
+    float* tile = row.data();
+    for (int64_t a0 = 0; a0 < padded; a0 += kVec) {
+      for (int64_t a = a0; a < a0 + kVec; ++a) {
+        float* dst = tile + (a - a0) * dv;
+        if (a < nk) {
+          const int64_t j = keys[a];
+          load_row(kv + j * width, packed_k.data() + a * d, d, km[j]);
+          load_row(kv + j * width + d, dst, dv, 1.0f);
+        } else {
+          std::fill(dst, dst + dv, 0.0f);
+        }
+      }
+      for (int64_t c = 0; c < dv; ++c) {
+        float* out = packed_vt.data() + c * padded + a0;
+#pragma omp simd
+        for (int64_t a = 0; a < kVec; ++a) out[a] = tile[a * dv + c];
+      }
     }
     return padded;
   }
