@@ -1,0 +1,45 @@
+"""`--hash-code-len auto`: log2(--seq-len) in [8, 16] for new models; a loaded model keeps its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from yoso_core.data import build_tokenizer
+from yoso_core.sizes import auto_hash_code_len
+from yoso_core.training import ConfigError, merge_config
+from yoso_core.training.build import build_model
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(["the pass key is 12345 remember it"] * 20, vocab_size=300, max_length=4096)
+
+
+def test_auto_is_log2_of_the_length_clamped():
+    assert [auto_hash_code_len(n) for n in (8, 256, 362, 363, 1024, 2048, 4096, 16384, 2**20)] == [
+        8, 8, 8, 9, 10, 11, 12, 14, 16,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seq_len, tau", [(128, 8), (1024, 10), (2048, 11)])
+def test_a_new_model_gets_the_auto_default(tokenizer, seq_len, tau):
+    config = merge_config(None, {"model": "tiny", "seq_len": seq_len, "attention": "sampled"}, task="mlm")
+    assert config.hash_code_len is None
+    assert build_model(config, tokenizer, None).config.hash_code_len == tau
+
+
+def test_auto_and_numbers_are_accepted_as_text(tokenizer):
+    assert merge_config(None, {"hash_code_len": "auto"}, task="mlm").hash_code_len is None
+    assert merge_config(None, {"hash_code_len": "12"}, task="mlm").hash_code_len == 12
+    with pytest.raises(ConfigError, match="hash_code_len must be an integer or 'auto'"):
+        merge_config(None, {"hash_code_len": "twelve"}, task="mlm")
+    explicit = merge_config(None, {"model": "tiny", "seq_len": 2048, "hash_code_len": "7"}, task="mlm")
+    assert build_model(explicit, tokenizer, None).config.hash_code_len == 7
+
+
+def test_a_model_directory_keeps_its_own(tokenizer, tmp_path):
+    config = merge_config(None, {"model": "tiny", "seq_len": 64, "hash_code_len": 13}, task="mlm")
+    model = build_model(config, tokenizer, None)
+    model.save_pretrained(tmp_path / "m")
+    again = merge_config(None, {"model": str(tmp_path / "m"), "seq_len": 64}, task="mlm")
+    assert build_model(again, tokenizer, None).config.hash_code_len == 13  # not auto's 8
