@@ -27,6 +27,10 @@
 namespace yoso {
 namespace {
 
+// Buckets with at most this many keys take the direct form (one pair at a time): padded to 16 keys,
+// the matrix products would mostly multiply zeros.
+constexpr int64_t kSmallBucket = 4;
+
 template <typename scalar_t>
 struct BackwardWorker {
   const int32_t* query_codes;  // (bh, n_q, m)
@@ -54,7 +58,8 @@ struct BackwardWorker {
         n_k(n_k_), d(d_), dv(dv_), m(m_), width(d_ + dv_), buckets(rows, n_q_, n_k_), key_bucket(n_k_),
         row(kVec * dv_) {}
 
-  // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots).
+  // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots), 0 for
+  // the direct form of small buckets.
   // ... and sums the bucket's masked query gradients into grad_sum (dv,).
   int64_t gather(const scalar_t* qg, const scalar_t* kv, const float* qm, const float* km, const int32_t* keys,
                  int64_t nk, const int32_t* queries, int64_t nq, float* grad_sum) {
@@ -72,6 +77,14 @@ struct BackwardWorker {
       const float mask = qm[i];
 #pragma omp simd
       for (int64_t t = 0; t < dv; ++t) grad_sum[t] += mask * pg[t];
+    }
+    if (nk <= kSmallBucket) {  // direct form: values stay row-major (nk, dv) in packed_vt
+      for (int64_t a = 0; a < nk; ++a) {
+        const int64_t j = keys[a];
+        load_row(kv + j * width, packed_k.data() + a * d, d, km[j]);
+        load_row(kv + j * width + d, packed_vt.data() + a * dv, dv, 1.0f);
+      }
+      return 0;
     }
     // values 16 keys at a time: rows into a tile (zero past the last key), then the tile transposed
     float* tile = row.data();
@@ -102,6 +115,27 @@ struct BackwardWorker {
     const float* pq = packed_q.data();
     const float* pk = packed_k.data();
     const float* pvt = packed_vt.data();
+    if (nk <= kSmallBucket) {  // a few keys: dot products one pair at a time, no padding to 16 keys
+      for (int64_t a = 0; a < nq; ++a) {
+        float* oq = gq + static_cast<int64_t>(queries[a]) * d;
+        const float* ga = pg + a * dv;
+        const float* qa = pq + a * d;
+        for (int64_t b = 0; b < nk; ++b) {
+          const float* vb = pvt + b * dv;
+          float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+          for (int64_t t = 0; t < dv; ++t) dot += ga[t] * vb[t];
+          const float* kb = pk + b * d;
+          float* ok = gk + static_cast<int64_t>(keys[b]) * d;
+#pragma omp simd
+          for (int64_t t = 0; t < d; ++t) {
+            oq[t] += dot * kb[t];
+            ok[t] += dot * qa[t];
+          }
+        }
+      }
+      return;
+    }
     auto query_row = [&](int64_t a) { return gq + static_cast<int64_t>(queries[a]) * d; };
     auto key_row = [&](int64_t a) { return gk + static_cast<int64_t>(keys[a]) * d; };
     if (backward_table_is_cheaper(nq, nk, d, dv)) {
