@@ -35,12 +35,14 @@ def baselines():
 def test_each_attention_times_a_training_step(baselines):
     for name, row in baselines["rows"].items():
         assert row["tokens_per_second"] > 0 and row["seconds_per_step"] > 0, name
-        assert row["tokens_per_second"] == pytest.approx(2 * 64 / row["seconds_per_step"])
+        # real tokens only: the last row is padded by a quarter, as a document's last window is
+        assert row["tokens_per_second"] == pytest.approx((2 * 64 - 16) / row["seconds_per_step"])
+    assert baselines["rows"]["sampled"]["kernel"] in ("compiled", "pure-pytorch")
 
 
 def test_baselines_run_in_a_child_that_reports_its_own_peak(tmp_path):
     out = tmp_path / "baselines.json"
-    args = ["baselines", "--out", str(out), "--timeout", "300", "--attentions", "sampled"]
+    args = ["baselines", "--out", str(out), "--timeout", "300", "--attentions", "sampled", "--rounds", "1"]
     for key, value in TINY_STEP.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     assert demo.main(args) == 0
@@ -96,6 +98,7 @@ def test_summary_has_the_documented_fields(baselines, tmp_path):
             baselines["rows"]["sampled"]["tokens_per_second"] / baselines["rows"][name]["tokens_per_second"]
         )
         assert data[name]["sampled_speedup"] == pytest.approx(ratio, abs=0.01)
+    assert data["sampled"]["kernel"] == baselines["rows"]["sampled"]["kernel"]
     assert data["seconds"] == 12.5
     assert not list(out.parent.glob(".*tmp*"))  # written atomically: no temporary file left
 
