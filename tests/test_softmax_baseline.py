@@ -116,6 +116,60 @@ def test_softmax_mlm_predicts_and_converts_to_yoso(tmp_path):
     assert run.model.config.use_expectation is False and run.steps == 3
 
 
+def test_softmax_qa_converts_to_a_yoso_qa_model_with_its_head(softmax_qa, tmp_path):
+    """The task head carries over: the converted model is a YOSO QA model that predict serves."""
+    from yoso_core import YosoForQuestionAnswering
+
+    _, out = softmax_qa
+    dst = tmp_path / "yoso-qa"
+    result = invoke("convert", str(out / "final"), str(dst), "--from", "roberta")
+    assert result.exit_code == 0, result.stderr
+    yoso = YosoForQuestionAnswering.from_pretrained(str(dst))
+    theirs = transformers.RobertaForQuestionAnswering.from_pretrained(str(out / "final"))
+    assert torch.equal(yoso.qa_outputs.weight, theirs.qa_outputs.weight)
+    assert torch.equal(yoso.qa_outputs.bias, theirs.qa_outputs.bias)
+    line = json.dumps({"question": "What is the pass key?", "context": "The pass key is 12345."})
+    served = invoke("predict", "--model", str(dst), input=line + "\n")
+    assert served.exit_code == 0, served.stderr
+    assert set(json.loads(served.stdout.splitlines()[0])) >= {"answer", "start", "end", "score"}
+
+
+@pytest.mark.parametrize(
+    "arch",
+    ["RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaForMultipleChoice"],
+)
+def test_roberta_task_heads_convert(arch, tmp_path):
+    """Classification, tagging and multiple-choice heads map onto YOSO's with their labels."""
+    import yoso_core
+    from yoso_core.convert import ROBERTA_HEADS, ConvertOptions, convert
+
+    config = transformers.RobertaConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=42,
+        num_labels=3,
+        id2label={0: "a", 1: "b", 2: "c"},
+        label2id={"a": 0, "b": 1, "c": 2},
+    )
+    torch.manual_seed(0)
+    getattr(transformers, arch)(config).save_pretrained(tmp_path / "src")
+    convert(tmp_path / "src", tmp_path / "dst", ConvertOptions(source="roberta"))
+    target = ROBERTA_HEADS[arch][0]
+    ours = getattr(yoso_core, target).from_pretrained(str(tmp_path / "dst"))
+    theirs = getattr(transformers, arch).from_pretrained(str(tmp_path / "src"))
+    assert type(ours).__name__ == target
+    mine, source = ours.state_dict(), theirs.state_dict()
+    if arch == "RobertaForMultipleChoice":
+        assert torch.equal(mine["pre_classifier.weight"], source["roberta.pooler.dense.weight"])
+    else:
+        assert ours.config.id2label == {0: "a", 1: "b", 2: "c"}
+    for key in [k for k in source if k.startswith(("classifier", "qa_outputs"))]:
+        assert torch.equal(mine[key], source[key]), key
+
+
 def test_bench_times_the_softmax_directory(softmax_qa):
     from yoso_core.bench import BenchConfig, model_config
 

@@ -137,6 +137,21 @@ ROBERTA_RULES: Rules = _softmax_encoder_rules("roberta") + [
     *_wb("lm_head.decoder", "cls.predictions.decoder"),
     ("lm_head.bias", "cls.predictions.bias"),
 ]
+# Task heads of transformers' RoBERTa classes and their YOSO counterparts (same layouts, same names
+# but for multiple choice, whose pooler becomes YOSO's pre-classifier: tanh there, ReLU here).
+ROBERTA_HEADS: dict[str, tuple[str, Rules]] = {
+    "RobertaForMaskedLM": ("YosoForMaskedLM", []),
+    "RobertaForSequenceClassification": (
+        "YosoForSequenceClassification",
+        [*_wb("classifier.dense", "classifier.dense"), *_wb("classifier.out_proj", "classifier.out_proj")],
+    ),
+    "RobertaForTokenClassification": ("YosoForTokenClassification", _wb("classifier", "classifier")),
+    "RobertaForQuestionAnswering": ("YosoForQuestionAnswering", _wb("qa_outputs", "qa_outputs")),
+    "RobertaForMultipleChoice": (
+        "YosoForMultipleChoice",
+        [*_wb("roberta.pooler.dense", "pre_classifier"), *_wb("classifier", "classifier")],
+    ),
+}
 BERT_RULES: Rules = _softmax_encoder_rules("bert") + [
     *_wb("cls.predictions.transform.dense", "cls.predictions.transform.dense"),
     *_wb("cls.predictions.transform.LayerNorm", "cls.predictions.transform.LayerNorm"),
@@ -448,8 +463,18 @@ def _from_softmax(src: str, opts: ConvertOptions, report: ConvertReport):
     prefix = kind + "."
     if not any(k.startswith(prefix) for k in raw):  # a bare RobertaModel / BertModel
         raw = {prefix + k: v for k, v in raw.items()}
-    state, report.dropped = apply_key_map(raw, ROBERTA_RULES if kind == "roberta" else BERT_RULES)
+    head_arch, head_rules = None, []
+    if kind == "roberta":
+        architecture = (config.get("architectures") or [""])[0]
+        head_arch, head_rules = ROBERTA_HEADS.get(architecture, (None, []))
+    # Head rules first: the first matching rule wins, and the generic rules drop the pooler.
+    rules = head_rules + (ROBERTA_RULES if kind == "roberta" else BERT_RULES)
+    state, report.dropped = apply_key_map(raw, rules)
     fields = {k: config[k] for k in _COPIED_FIELDS if k in config}
+    if head_arch not in (None, "YosoForMaskedLM"):
+        fields.update({k: config[k] for k in ("id2label", "label2id", "problem_type") if k in config})
+        if head_arch == "YosoForMultipleChoice":
+            report.notes.append("multiple-choice pooler (tanh) copied to pre_classifier (ReLU): a warm start")
     positions = state.get("yoso.embeddings.position_embeddings.weight")
     if positions is None:
         raise ConvertError(f"{src} has no position embedding table")
@@ -467,6 +492,8 @@ def _from_softmax(src: str, opts: ConvertOptions, report: ConvertReport):
     report.notes.append(
         f"attention swapped: softmax -> YOSO; embeddings, layers and heads copied from {kind}"
     )
+    if head_arch is not None and head_arch != "YosoForMaskedLM":
+        return state, fields, head_arch
     has_mlm = "cls.predictions.transform.dense.weight" in state
     return state, fields, "YosoForMaskedLM" if has_mlm else "YosoModel"
 
