@@ -102,7 +102,7 @@ def time_steps(
     seconds = min(times)  # the least disturbed step: the machine may be shared
     kernel = None
     if attention == "sampled":
-        from yoso_core.attention.kernels import compiled_backend
+        from yoso_core.attention.backends import compiled_backend
 
         kernel = "compiled" if compiled_backend("cpu")[0] is not None else "pure-pytorch"
     return {

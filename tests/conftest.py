@@ -44,7 +44,7 @@ def cpu_library():
 @pytest.fixture(scope="session")
 def cpu_ops(cpu_library):
     """The compiled CPU backend, built once per test session."""
-    from yoso_core.attention.kernels import compiled_backend
+    from yoso_core.attention.backends import compiled_backend
 
     backend, why = compiled_backend("cpu")
     assert backend is not None, why

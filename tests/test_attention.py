@@ -14,6 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from yoso_core.attention import hash_codes, yoso_attention
+from yoso_core.attention.backends import REFERENCE
 from yoso_core.attention.expectation import expectation_weights
 from yoso_core.attention.hashing import (
     draw_fast_hash_diagonals,
@@ -23,7 +24,6 @@ from yoso_core.attention.hashing import (
     pack_bits,
     padded_dim,
 )
-from yoso_core.attention.kernels import REFERENCE
 from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
 
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from yoso_core import YosoConfig, YosoModel
+from yoso_core.attention import backends as backends_module
 from yoso_core.attention import hash_codes, ops, yoso_attention
-from yoso_core.attention import kernels as kernels_module
+from yoso_core.attention.backends import REFERENCE, compiled_backend, resolve_backend
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
-from yoso_core.attention.kernels import REFERENCE, compiled_backend, resolve_backend
 from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
 
 RTOL = 1e-5
@@ -228,7 +228,7 @@ def test_unbuilt_backend_says_how_to_build(monkeypatch, tmp_path, cpu_ops):
     assert backend is None and "yoso build-kernels" in why and str(tmp_path) in why
     with pytest.raises(RuntimeError, match="yoso build-kernels"):
         resolve_backend("cpu", torch.device("cpu"))
-    monkeypatch.setattr(kernels_module, "_warned_fallback", False)
+    monkeypatch.setattr(backends_module, "_warned_fallback", False)
     with pytest.warns(UserWarning, match="yoso build-kernels"):
         assert resolve_backend("auto", torch.device("cpu")) is REFERENCE
 

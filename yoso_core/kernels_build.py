@@ -427,7 +427,7 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
     import torch
 
     from .attention import hashing, ops
-    from .attention.kernels import REFERENCE, compiled_backend
+    from .attention.backends import REFERENCE, compiled_backend
 
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

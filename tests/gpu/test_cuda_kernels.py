@@ -10,8 +10,8 @@ import torch
 
 from yoso_core import kernels_build
 from yoso_core.attention import yoso_attention
+from yoso_core.attention.backends import REFERENCE, compiled_backend
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
-from yoso_core.attention.kernels import REFERENCE, compiled_backend
 from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
 
 pytestmark = [

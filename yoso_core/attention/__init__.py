@@ -16,8 +16,8 @@ import torch
 
 from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
 from . import hashing
+from .backends import BACKENDS, REFERENCE, Backend, resolve_backend
 from .expectation import expectation_weights, yoso_e
-from .kernels import BACKENDS, REFERENCE, Backend, resolve_backend
 from .sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
 
 __all__ = [
