@@ -15,8 +15,8 @@ import transformers
 from typer.testing import CliRunner
 
 from yoso_cli.main import app
+from yoso_core.saved import SOFTMAX_MODELS
 from yoso_core.training import merge_config, train
-from yoso_core.training.build import SOFTMAX_MODELS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -45,7 +45,7 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
     """Load the model, tokenizer and task of a saved model directory."""
     from .data import load_tokenizer
     from .modeling import TASK_MODELS
-    from .training.build import (
+    from .saved import (
         has_tokenizer,
         load_saved_config,
         max_length_of,

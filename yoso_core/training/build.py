@@ -20,131 +20,26 @@ roberta`` turns into a YOSO one. Its position table has ``seq_len + 2`` rows, as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from ..saved import (
+    SOFTMAX_MODELS,
+    has_tokenizer,
+    load_saved_config,
+    max_length_of,
+    saved_model_type,
+    task_model_class,
+    task_of,
+)
 from ..sizes import MODEL_SIZES
 from .config import ConfigError, TrainConfig
 
-# Which task each transformers architecture name serves (for directories without ``task``).
-ARCHITECTURE_TASKS = {
-    "YosoForMaskedLM": "mlm",
-    "YosoForSequenceClassification": "classification",
-    "YosoForTokenClassification": "token-classification",
-    "YosoForQuestionAnswering": "qa",
-    "YosoForMultipleChoice": "multiple-choice",
-    "RobertaForMaskedLM": "mlm",
-    "RobertaForSequenceClassification": "classification",
-    "RobertaForTokenClassification": "token-classification",
-    "RobertaForQuestionAnswering": "qa",
-    "RobertaForMultipleChoice": "multiple-choice",
-}
 ATTENTIONS = ("sampled", "expectation", "softmax")
-# The transformers class of the softmax baseline for each task.
-SOFTMAX_MODELS = {
-    "mlm": "RobertaForMaskedLM",
-    "classification": "RobertaForSequenceClassification",
-    "token-classification": "RobertaForTokenClassification",
-    "qa": "RobertaForQuestionAnswering",
-    "multiple-choice": "RobertaForMultipleChoice",
-}
-# RoBERTa's position ids start at padding_idx + 1 = 2: its table has two rows more than its length.
-ROBERTA_POSITION_OFFSET = 2
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spm.model")
-
-
-def quiet_transformers() -> None:
-    """Silence transformers' download/shard progress bars and info logs (our logs go to stderr)."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def from_scratch(config: TrainConfig) -> bool:
     """True when ``--model`` names a size rather than a directory."""
     return config.model in MODEL_SIZES
-
-
-def task_of(model_config: Any) -> str | None:
-    """The task a saved model serves: its ``task`` field, else its architecture, else None."""
-    task = getattr(model_config, "task", None)
-    if task:
-        return task
-    for name in getattr(model_config, "architectures", None) or ():
-        if name in ARCHITECTURE_TASKS:
-            return ARCHITECTURE_TASKS[name]
-    return None
-
-
-def load_model_config(path: str | Path):
-    """The YosoConfig of a model directory (ConfigError when it is not one, or not a YOSO model)."""
-    import json
-
-    from ..config import YosoConfig
-
-    try:
-        model_type = json.loads((Path(path) / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
-    if model_type != "yoso":
-        raise ConfigError(
-            f"--model {str(path)!r} holds a {model_type!r} model, not a YOSO one; convert it first with "
-            "`yoso convert SRC DST`"
-        )
-    try:
-        return YosoConfig.from_pretrained(str(path))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
-
-
-def saved_model_type(path: str | Path) -> str | None:
-    """The ``model_type`` in a directory's config.json (ConfigError when it cannot be read)."""
-    import json
-
-    try:
-        return json.loads((Path(path) / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
-
-
-def load_saved_config(path: str | Path):
-    """The config of a YOSO or RoBERTa (softmax baseline) directory; ConfigError for anything else."""
-    if saved_model_type(path) != "roberta":
-        return load_model_config(path)
-    from transformers import RobertaConfig
-
-    try:
-        return RobertaConfig.from_pretrained(str(path))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"--model {str(path)!r}: cannot read its config.json ({exc})") from None
-
-
-def is_softmax(model_config: Any) -> bool:
-    """Whether a model config is the softmax baseline's (a RoBERTa config)."""
-    return getattr(model_config, "model_type", None) == "roberta"
-
-
-def max_length_of(model_config: Any) -> int:
-    """The longest input a saved model takes: RoBERTa's table has two offset rows more than that."""
-    n = int(model_config.max_position_embeddings)
-    return n - ROBERTA_POSITION_OFFSET if is_softmax(model_config) else n
-
-
-def task_model_class(model_config: Any, task: str):
-    """The class that loads a saved model of ``task``: ours for YOSO, transformers' for RoBERTa."""
-    if is_softmax(model_config):
-        import transformers
-
-        return getattr(transformers, SOFTMAX_MODELS[task])
-    from ..modeling import TASK_MODELS
-
-    return TASK_MODELS[task]
-
-
-def has_tokenizer(path: str | Path) -> bool:
-    """Whether a directory holds tokenizer files."""
-    return any((Path(path) / name).is_file() for name in _TOKENIZER_FILES)
 
 
 def model_max_length(config: TrainConfig) -> int:

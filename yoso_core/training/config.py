@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+from ..errors import ConfigError
 from ..sizes import MODEL_SIZES
 
 ATTENTIONS = ("sampled", "expectation", "softmax")
@@ -28,10 +29,6 @@ TASKS = ("mlm", "classification", "token-classification", "qa", "multiple-choice
 FINETUNE_TASKS = TASKS[1:]
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class ConfigError(ValueError):
-    """A bad option value or configuration file; the message names the option and the fix."""
 
 
 @dataclass

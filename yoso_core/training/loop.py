@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..saved import has_tokenizer, quiet_transformers
 from . import checkpoint as ckpt
 from . import distributed
 from .build import (
@@ -32,7 +33,6 @@ from .build import (
     from_scratch,
     model_max_length,
     prepare_tokenizer,
-    quiet_transformers,
     resolve_labels,
 )
 from .config import ConfigError, TrainConfig, save_config
@@ -140,7 +140,6 @@ def _tokenizer(
 ):
     """The run's tokenizer; one trained from scratch is built once (rank 0), saved and loaded by all."""
     from ..data import load_tokenizer
-    from .build import has_tokenizer
 
     max_length = model_max_length(config)
     if resume is not None and has_tokenizer(resume):
