@@ -227,7 +227,7 @@ def test_auto_code_length_and_several_dtypes_in_one_run(monkeypatch):
         seen.append((impl, seq_len, cfg.dtype, cfg.hash_code_len))
         return lambda: sum(range(20000))
 
-    monkeypatch.setattr(bench, "make_call", fake_call)
+    monkeypatch.setattr(bench.runner, "make_call", fake_call)
     cfg = bench.BenchConfig(
         seq_len=[16, 64],
         heads=2,
@@ -366,7 +366,7 @@ def test_a_model_that_cannot_be_built_fails_alone(monkeypatch):
             raise ImportError("transformers YOSO is broken here")
         return real(cfg, impl, max_len)
 
-    monkeypatch.setattr(bench, "build_model", build)
+    monkeypatch.setattr(bench.cases, "build_model", build)
     cfg = BenchConfig(
         seq_len=[16],
         model_level=True,
@@ -428,20 +428,20 @@ def test_child_deaths_are_classified(monkeypatch):
     def killed(*args, **kwargs):
         return subprocess.CompletedProcess(args, -9, stdout="", stderr="")
 
-    monkeypatch.setattr(bench.subprocess, "run", killed)
+    monkeypatch.setattr(bench.memory.subprocess, "run", killed)
     result = bench.child_measure(cfg, "attention", "yoso-e", 16)
     assert result["status"] == "oom" and "signal 9" in result["note"]
 
     def too_slow(*args, **kwargs):
         raise subprocess.TimeoutExpired(args, kwargs["timeout"])
 
-    monkeypatch.setattr(bench.subprocess, "run", too_slow)
+    monkeypatch.setattr(bench.memory.subprocess, "run", too_slow)
     assert bench.child_measure(cfg, "attention", "yoso-e", 16)["status"] == "timeout"
 
     def crashed(*args, **kwargs):
         return subprocess.CompletedProcess(args, 1, stdout="", stderr="Traceback\nRuntimeError: boom\n")
 
-    monkeypatch.setattr(bench.subprocess, "run", crashed)
+    monkeypatch.setattr(bench.memory.subprocess, "run", crashed)
     result = bench.child_measure(cfg, "attention", "yoso-e", 16)
     assert result == {"status": "error", "note": "child process exited 1: RuntimeError: boom"}
 
@@ -452,7 +452,7 @@ def test_an_oom_row_skips_longer_lengths_and_the_rest_continue(monkeypatch):
             return {"status": "oom", "note": "child process killed by signal 9"}
         return {"status": "ok", "peak_mib": float(seq_len), "seconds": 0.0, "method": bench.MEMORY_CHILD}
 
-    monkeypatch.setattr(bench, "child_measure", fake_child)
+    monkeypatch.setattr(bench.runner, "child_measure", fake_child)
     cfg = BenchConfig(
         **{**TINY_ATTENTION, "seq_len": [16, 32, 64], "repeats": 1, "memory": "process"},
         impls=["sdpa", "yoso-e"],

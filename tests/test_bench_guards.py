@@ -59,7 +59,7 @@ def test_a_cpu_row_past_the_available_memory_is_an_oom_row_with_memory_none(monk
 
         return greedy
 
-    monkeypatch.setattr(bench, "make_call", make_call)
+    monkeypatch.setattr(bench.runner, "make_call", make_call)
     before = resource.getrlimit(resource.RLIMIT_AS)
     cfg = BenchConfig(
         seq_len=[16, 32], heads=2, head_dim=8, num_hash=4, hash_code_len=4, repeats=1, memory="none"

@@ -1,0 +1,195 @@
+"""Configuration and rows: what to benchmark, the constants it names, one row per measurement."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+
+ATTENTION_IMPLS = ("sdpa", "yoso-e", "yoso-reference", "yoso-cpu", "yoso-cuda")
+MODEL_IMPLS = ("softmax", "yoso", "transformers-yoso")
+BASELINE = {"attention": "sdpa", "model": "softmax"}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+MEMORY_MODES = ("auto", "process", "none")
+
+MEMORY_CUDA = "cuda max_memory_allocated growth over one call"
+MEMORY_CHILD = "child process: peak RSS growth over one call (VmHWM)"
+MEMORY_CHILD_RU = "child process: peak RSS growth over one call (ru_maxrss; VmHWM reset unavailable)"
+
+# Fields of a row, in the order of the CSV columns.
+FIELDS = (
+    "level",
+    "impl",
+    "seq_len",
+    "mode",
+    "status",
+    "median_ms",
+    "min_ms",
+    "max_ms",
+    "repeats",
+    "speedup_vs_softmax",
+    "peak_mem_mib",
+    "memory_vs_softmax",
+    "batch",
+    "heads",
+    "head_dim",
+    "num_hash",
+    "hash_code_len",
+    "dtype",
+    "device",
+    "model",
+    "memory_method",
+    "note",
+)
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark; each field is the ``yoso bench`` option of the same name."""
+
+    seq_len: list[int] = field(default_factory=lambda: [1024, 4096])
+    batch: int = 1
+    heads: int = 12
+    head_dim: int = 64
+    num_hash: int = 32
+    hash_code_len: int | str = 8  # or "auto": round(log2(seq_len)) per length, the paper's setting
+    dtype: str = "float32"  # or several, comma-separated ("float32,bfloat16"), timed one after the other
+    device: str = "cpu"
+    backward: bool = False
+    repeats: int = 5
+    warmup: int = 1
+    time_budget: float = 120.0  # seconds per row, warm-up and repeats together
+    memory: str = "auto"  # auto: CUDA allocator stats on CUDA, a child process per row on CPU
+    model_level: bool = False
+    model: str = "base"  # a size of yoso_core.sizes.MODEL_SIZES or a model directory
+    impls: list[str] | None = None  # a subset of the implementations; None = all
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # YosoConfig fields, e.g. a small vocab
+
+    def check(self) -> None:
+        """Raise ValueError naming the option, the value and what would be valid."""
+        if not self.seq_len:
+            raise ValueError("--seq-len needs at least one length, e.g. --seq-len 1024 4096")
+        for n in self.seq_len:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"--seq-len values must be positive integers, got {n!r}")
+        for name in ("batch", "heads", "head_dim", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"--warmup must be an integer >= 0, got {self.warmup!r}")
+        if not MIN_NUM_HASH <= self.num_hash <= MAX_NUM_HASH:
+            raise ValueError(f"--num-hash must be in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {self.num_hash}")
+        if self.hash_code_len != "auto" and (
+            isinstance(self.hash_code_len, bool)
+            or not isinstance(self.hash_code_len, int)
+            or not MIN_HASH_CODE_LEN <= self.hash_code_len <= MAX_HASH_CODE_LEN
+        ):
+            raise ValueError(
+                f"--hash-code-len must be auto or an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
+                f"got {self.hash_code_len!r}"
+            )
+        for dtype in self.dtypes:
+            if dtype not in DTYPES:
+                raise ValueError(
+                    f"--dtype must be one of {', '.join(DTYPES)} (or several, comma-separated), got {dtype!r}"
+                )
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                "--device cuda needs a CUDA GPU and a CUDA build of torch; none is available here, "
+                "use --device cpu"
+            )
+        if not self.time_budget > 0:
+            raise ValueError(f"--time-budget must be a positive number of seconds, got {self.time_budget!r}")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"--memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
+        known = MODEL_IMPLS if self.model_level else ATTENTION_IMPLS
+        for impl in self.impls or ():
+            if impl not in known:
+                level = "model" if self.model_level else "attention"
+                raise ValueError(
+                    f"--impl {impl!r} is not one of the {level}-level implementations; choose from "
+                    f"{', '.join(known)}"
+                )
+        if self.model_level:
+            from ..sizes import MODEL_SIZES
+            from .cases import model_config
+
+            if self.model not in MODEL_SIZES and not (Path(self.model) / "config.json").is_file():
+                raise ValueError(
+                    f"--model must be one of {', '.join(MODEL_SIZES)} or a directory with a "
+                    f"config.json, got {self.model!r}"
+                )
+            try:
+                model_config(self, max(self.seq_len))
+            except (ValueError, TypeError, OSError) as exc:
+                raise ValueError(f"--model {self.model}: {exc}") from exc
+
+    @property
+    def dtypes(self) -> list[str]:
+        """The dtypes to time, in order: ``dtype`` split at commas."""
+        return [part.strip() for part in str(self.dtype).split(",")]
+
+    def code_len(self, seq_len: int) -> int:
+        """The hash code length at ``seq_len``: the fixed one, or round(log2(seq_len)) clamped for auto."""
+        if self.hash_code_len != "auto":
+            return int(self.hash_code_len)
+        return auto_hash_code_len(seq_len)
+
+    @property
+    def mode(self) -> str:
+        """``forward`` or ``forward+backward``, as the rows report it."""
+        return "forward+backward" if self.backward else "forward"
+
+
+def auto_hash_code_len(seq_len: int) -> int:
+    """``round(log2(seq_len))`` within the supported code lengths (12 at 4,096, 14 at 16,384)."""
+    return min(MAX_HASH_CODE_LEN, max(MIN_HASH_CODE_LEN, round(math.log2(max(1, seq_len)))))
+
+
+@dataclass
+class BenchRow:
+    """One implementation at one sequence length: its timings, memory and ratios to softmax."""
+
+    level: str
+    impl: str
+    seq_len: int
+    mode: str
+    status: str = "ok"  # ok | oom | timeout | skipped | error
+    median_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    repeats: int = 0
+    speedup_vs_softmax: float | None = None  # softmax median / this median: > 1 is faster
+    peak_mem_mib: float | None = None
+    memory_vs_softmax: float | None = None  # this peak / softmax peak: < 1 is smaller
+    batch: int = 1
+    heads: int = 0
+    head_dim: int = 0
+    num_hash: int | None = None
+    hash_code_len: int | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    model: str | None = None
+    memory_method: str | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as a flat dict with the keys of FIELDS."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds of the timed repeats of one implementation, and why it stopped if it did."""
+
+    seconds: list[float] = field(default_factory=list)
+    status: str = "ok"
+    note: str = ""
