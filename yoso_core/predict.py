@@ -172,7 +172,7 @@ def answer(
     batch, and padding is exact), so a record's answer does not depend on what it is batched with.
     """
     from .data import decode
-    from .training.evaluate import feature_outputs, run_model
+    from .inference import feature_outputs, run_model
 
     if not records:
         return []

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..inference import autocast
 from ..saved import has_tokenizer, quiet_transformers
 from . import checkpoint as ckpt
 from . import distributed
@@ -36,7 +37,7 @@ from .build import (
     resolve_labels,
 )
 from .config import ConfigError, TrainConfig, save_config
-from .evaluate import autocast, evaluate
+from .evaluate import evaluate
 from .lock import OutputLock, lock_output_dir
 from .optim import build_optimizer, build_scheduler
 from .reporting import MetricsLog, Progress, finite_or_none, format_metrics
