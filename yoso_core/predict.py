@@ -44,6 +44,7 @@ class Predictor:
 def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
     """Load the model, tokenizer and task of a saved model directory."""
     from .data import load_tokenizer
+    from .devices import DEVICES, pick_device
     from .modeling import TASK_MODELS
     from .saved import (
         has_tokenizer,
@@ -53,8 +54,6 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
         task_model_class,
         task_of,
     )
-    from .training.config import DEVICES
-    from .training.distributed import pick_device
 
     quiet_transformers()
     path = Path(model_dir)

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+from ..devices import DEVICES
 from ..errors import ConfigError
 from ..sizes import MODEL_SIZES
 
@@ -28,7 +29,6 @@ ATTENTIONS = ("sampled", "expectation", "softmax")
 TASKS = ("mlm", "classification", "token-classification", "qa", "multiple-choice")
 FINETUNE_TASKS = TASKS[1:]
 PRECISIONS = ("fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass

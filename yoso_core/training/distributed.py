@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..devices import pick_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -34,15 +36,6 @@ class DistInfo:
     def distributed(self) -> bool:
         """True when more than one process trains."""
         return self.world_size > 1
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> the local CUDA device when there is one, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available; use --device cpu or auto")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
 
 
 def setup(device: str = "auto") -> DistInfo:
