@@ -36,9 +36,9 @@ def one_thread():
 @pytest.fixture(scope="session")
 def cpu_library():
     """Build (or find in the cache) the CPU library, once per test session."""
-    from yoso_core import kernels_build
+    from yoso_core.kernels import build
 
-    return kernels_build.build_library("cpu")
+    return build.build_library("cpu")
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import torch
 from typer.testing import CliRunner
 
 from yoso_cli.main import app
-from yoso_core import kernels_build
 from yoso_core.attention import ops
+from yoso_core.kernels import build, cache, toolchain
 
 
 def run(*args: str):
@@ -27,26 +27,26 @@ def test_build_kernels_no_cuda_reports_table_metadata_and_self_check(cpu_library
     assert "cpu kernels" in result.output and "cuda kernels" not in result.output
     assert "self-check against the reference" in result.output
     assert result.output.count(" ok ") == 4 and "FAILED" not in result.output
-    meta = json.loads(kernels_build.metadata_path("cpu").read_text())
+    meta = json.loads(cache.metadata_path("cpu").read_text())
     assert meta["torch"] == torch.__version__ and meta["cuda"] == torch.version.cuda
-    assert meta["sources_hash"] == kernels_build.sources_hash()
+    assert meta["sources_hash"] == cache.sources_hash()
     assert meta["library"] == "yoso_cpu.so" and meta["built_at"]
-    assert kernels_build.library_path("cpu").is_file()
+    assert cache.library_path("cpu").is_file()
 
 
 def test_key_changes_with_the_sources(monkeypatch, tmp_path):
-    before = kernels_build.build_key()
+    before = cache.build_key()
     copy = tmp_path / "csrc"
-    shutil.copytree(kernels_build.CSRC, copy)
+    shutil.copytree(cache.CSRC, copy)
     (copy / "common.h").write_text((copy / "common.h").read_text() + "\n// changed\n")
-    monkeypatch.setattr(kernels_build, "CSRC", copy)
-    after = kernels_build.build_key()
+    monkeypatch.setattr(cache, "CSRC", copy)
+    after = cache.build_key()
     assert before != after and after.startswith(f"torch{torch.__version__.split('+')[0]}")
 
 
 def test_kernel_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("YOSO_KERNEL_DIR", str(tmp_path))
-    assert kernels_build.library_path("cpu").parent.parent == tmp_path
+    assert cache.library_path("cpu").parent.parent == tmp_path
 
 
 def test_bad_arch_is_a_usage_error():
@@ -56,7 +56,7 @@ def test_bad_arch_is_a_usage_error():
 
 
 def test_cuda_without_nvcc_says_so(monkeypatch):
-    monkeypatch.setattr(kernels_build, "find_nvcc", lambda: None)
+    monkeypatch.setattr(toolchain, "find_nvcc", lambda: None)
     result = run("build-kernels", "--cuda")
     assert result.exit_code == 2
     assert "nvcc was not found" in result.output and "--no-cuda" in result.output
@@ -66,12 +66,12 @@ def test_compiler_error_exits_1_with_the_message(monkeypatch, tmp_path):
     broken = tmp_path / "csrc"
     (broken / "cpu").mkdir(parents=True)
     (broken / "ops.cpp").write_text('#include "no_such_header_yoso.h"\n')
-    monkeypatch.setattr(kernels_build, "CSRC", broken)
+    monkeypatch.setattr(cache, "CSRC", broken)
     monkeypatch.setenv("YOSO_KERNEL_DIR", str(tmp_path / "cache"))
     result = run("build-kernels", "--no-cuda")
     assert result.exit_code == 1
     assert "no_such_header_yoso.h" in result.output
-    assert not kernels_build.library_path("cpu").exists()
+    assert not cache.library_path("cpu").exists()
 
 
 def test_env_json_reports_versions_and_kernels(cpu_library):
@@ -83,7 +83,7 @@ def test_env_json_reports_versions_and_kernels(cpu_library):
     assert report["cuda_available"] == torch.cuda.is_available()
     cpu = report["kernels"]["cpu"]
     assert cpu["built"] and cpu["loads"] and cpu["path"] == str(cpu_library.path)
-    assert report["kernel_key"] == kernels_build.build_key()
+    assert report["kernel_key"] == cache.build_key()
     assert set(report) >= {"python", "transformers", "gpus", "nvcc", "kernel_root"}
 
 
@@ -109,7 +109,7 @@ def test_fresh_build_into_a_temporary_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("YOSO_KERNEL_DIR", str(tmp_path))
     result = run("build-kernels", "--no-cuda", "--force")
     assert result.exit_code == 0, result.output
-    assert kernels_build.library_path("cpu").is_file() and kernels_build.metadata_path("cpu").is_file()
+    assert cache.library_path("cpu").is_file() and cache.metadata_path("cpu").is_file()
     assert not list(tmp_path.rglob(".build-*"))
 
 
@@ -133,10 +133,10 @@ def _yoso(*args: str, kernel_dir) -> subprocess.CompletedProcess:
 
 
 def test_metadata_records_size_and_checksum(cpu_library):
-    meta = kernels_build.read_metadata("cpu")
+    meta = cache.read_metadata("cpu")
     assert meta["size"] == cpu_library.path.stat().st_size
-    assert meta["sha256"] == kernels_build.file_sha256(cpu_library.path)
-    assert kernels_build.verify_library("cpu") is None
+    assert meta["sha256"] == cache.file_sha256(cpu_library.path)
+    assert cache.verify_library("cpu") is None
 
 
 def test_a_truncated_library_is_reported_not_loaded(tmp_path, cpu_library):
@@ -168,13 +168,13 @@ def test_build_kernels_rebuilds_a_damaged_library_without_force(monkeypatch, tmp
         compiled.append(kind)
         shutil.copy2(cpu_library.path, build_dir / f"yoso_{kind}.so")
 
-    monkeypatch.setattr(kernels_build, "_compile", fake_compile)
+    monkeypatch.setattr(build, "_compile", fake_compile)
     result = run("build-kernels", "--no-cuda")
     assert result.exit_code == 0, result.output
     assert compiled == ["cpu"] and "(cached)" not in result.output
     assert "rebuilt" in result.output and "damaged" in result.output
-    assert library.stat().st_size == size and kernels_build.verify_library("cpu", library.parent.name) is None
-    again = kernels_build.build_library("cpu")
+    assert library.stat().st_size == size and cache.verify_library("cpu", library.parent.name) is None
+    again = build.build_library("cpu")
     assert again.cached and compiled == ["cpu"]  # intact now: no second build
 
 

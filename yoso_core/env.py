@@ -38,14 +38,14 @@ def _gpus() -> list[dict]:
 
 
 def _kernel_report(kind: str, key: str) -> dict:
-    from . import kernels_build
     from .attention import ops
+    from .kernels import cache
 
-    path = kernels_build.library_path(kind, key)
-    meta = kernels_build.read_metadata(kind, key) or {}
+    path = cache.library_path(kind, key)
+    meta = cache.read_metadata(kind, key) or {}
     built = path.is_file()
     # checked before loading: mapping a truncated library would kill this report with SIGBUS
-    damage = kernels_build.verify_library(kind, key) if built else None
+    damage = cache.verify_library(kind, key) if built else None
     if not built:
         loads, why = False, "not built; run `yoso build-kernels`"
     elif damage is not None:
@@ -70,11 +70,11 @@ def environment_report() -> dict:
     """Versions, CPU threads, GPUs, nvcc, and which kernels are built for this torch and whether they load."""
     import torch
 
-    from . import kernels_build
+    from .kernels import cache, toolchain
 
-    nvcc = kernels_build.find_nvcc()
-    root = kernels_build.kernel_root()
-    key = kernels_build.build_key()
+    nvcc = toolchain.find_nvcc()
+    root = cache.kernel_root()
+    key = cache.build_key()
     other_builds = (
         sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != key) if root.is_dir() else []
     )
@@ -89,10 +89,10 @@ def environment_report() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
         "gpus": _gpus(),
-        "nvcc": {"path": str(nvcc), "version": kernels_build.nvcc_version(nvcc)} if nvcc else None,
+        "nvcc": {"path": str(nvcc), "version": toolchain.nvcc_version(nvcc)} if nvcc else None,
         "kernel_root": str(root),
-        "kernel_root_error": kernels_build.kernel_root_problem(),
+        "kernel_root_error": cache.kernel_root_problem(),
         "kernel_key": key,
-        "kernels": {kind: _kernel_report(kind, key) for kind in kernels_build.KINDS},
+        "kernels": {kind: _kernel_report(kind, key) for kind in cache.KINDS},
         "other_builds": other_builds,
     }

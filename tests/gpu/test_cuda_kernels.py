@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yoso_core import kernels_build
 from yoso_core.attention import yoso_attention
 from yoso_core.attention.backends import REFERENCE, compiled_backend
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
 from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
+from yoso_core.kernels import build
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,7 +23,7 @@ pytestmark = [
 @pytest.fixture(scope="session")
 def backends(cpu_ops):
     """The compiled CPU and CUDA backends (the CPU one from conftest's ``cpu_ops``)."""
-    kernels_build.build_library("cuda")
+    build.build_library("cuda")
     cuda, why_cuda = compiled_backend("cuda")
     assert cuda is not None, why_cuda
     return cpu_ops, cuda

@@ -43,7 +43,8 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
-    from yoso_core import kernels_build
+    from yoso_core.attention.selfcheck import self_check
+    from yoso_core.kernels import build
 
     console = Console(stderr=True)
     status = None
@@ -63,12 +64,12 @@ def command(
         print(line, file=sys.stderr)
 
     try:
-        results = kernels_build.build_kernels(
+        results = build.build_kernels(
             cuda, arch, force=force, verbose=verbose, on_start=on_start, on_output=on_output
         )
     except ValueError as exc:
         fail(str(exc))
-    except kernels_build.KernelBuildError as exc:
+    except build.KernelBuildError as exc:
         if status is not None:
             status.stop()
         print(str(exc), file=sys.stderr)
@@ -91,7 +92,7 @@ def command(
         if r.note:
             console.print(f"{r.kind} kernels {r.note}")
 
-    checks = kernels_build.self_check()
+    checks = self_check()
     check_table = Table(title="self-check against the reference")
     for column in ("device", "operator", "error", "result"):
         check_table.add_column(column)

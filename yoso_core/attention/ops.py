@@ -9,7 +9,7 @@
         -> float32 grad_query (bh, n_q, d), grad_key (bh, n_k, d), grad_value (bh, n_k, dv)
 
 Same semantics as the reference functions in ``hashing`` and ``sampled``. The libraries are built by
-``yoso build-kernels`` (``yoso_core.kernels_build``); loading them never raises: ``load`` returns
+``yoso build-kernels`` (``yoso_core.kernels.build``); loading them never raises: ``load`` returns
 whether the library is usable and, when not, why. The fakes (shape-only implementations) let
 ``torch.compile`` and ``torch.library.opcheck`` trace the operators without running them.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import kernels_build
+from ..kernels import cache
 
 _status: dict[str, tuple[bool, str]] = {}
 _fakes_registered = False
@@ -76,12 +76,12 @@ def load(kind: str) -> tuple[bool, str]:
             _status[kind] = (False, f"the CUDA kernels need the CPU library first, but {why}")
             return _status[kind]
     try:
-        key = kernels_build.build_key()
-        path = kernels_build.library_path(kind, key)
+        key = cache.build_key()
+        path = cache.library_path(kind, key)
     except Exception as exc:  # unreadable sources: report, never break import
         _status[kind] = (False, f"cannot locate the compiled {kind} kernels: {exc}")
         return _status[kind]
-    problem = kernels_build.kernel_root_problem()
+    problem = cache.kernel_root_problem()
     if problem is not None:
         _status[kind] = (False, f"the compiled {kind} kernels cannot be looked up: {problem}")
         return _status[kind]
@@ -92,7 +92,7 @@ def load(kind: str) -> tuple[bool, str]:
             f"sources (looked in {path.parent}); run `yoso build-kernels` to build them",
         )
         return _status[kind]
-    damage = kernels_build.verify_library(kind, key)  # mapping a truncated library is a SIGBUS
+    damage = cache.verify_library(kind, key)  # mapping a truncated library is a SIGBUS
     if damage is not None:
         _status[kind] = (
             False,
