@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -171,6 +172,17 @@ def test_model_level_rows():
         assert (r.level, r.model, r.heads, r.head_dim) == ("model", "tiny", 2, 32)
     assert "expectation mode" in rows[2].note and "sampled" in rows[1].note
     assert rows[0].speedup_vs_softmax == 1.0
+
+
+def test_docs_list_every_target_with_its_requirement():
+    """docs/bench.md's table of targets is the table of TARGETS: one line per record, same requirement."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "bench.md").read_text()
+    lines = [
+        line for line in doc.splitlines() if line.startswith("| sampled YOSO") or " model forward vs " in line
+    ]
+    assert len(lines) == len(bench.TARGETS)
+    for target, line in zip(bench.TARGETS, lines, strict=True):
+        assert line.startswith(f"| {target.what} | `{target.requirement}` |"), line
 
 
 def test_check_targets():

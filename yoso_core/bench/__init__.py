@@ -56,7 +56,7 @@ from .config import (
 from .memory import child_measure, cpu_memory_guard, measure_cpu_call, measure_cuda_call
 from .output import PLOT_MISSING, csv_text, json_lines, require_matplotlib, write_csv, write_plot
 from .runner import add_ratios, run_bench
-from .targets import SPEEDUP_TARGETS, TargetCheck, check_targets
+from .targets import TARGETS, Pick, Target, TargetCheck, check_target, check_targets
 from .timing import classify_failure, time_interleaved
 
 __all__ = [
@@ -72,7 +72,9 @@ __all__ = [
     "MEMORY_MODES",
     "MODEL_IMPLS",
     "PLOT_MISSING",
-    "SPEEDUP_TARGETS",
+    "Pick",
+    "TARGETS",
+    "Target",
     "TargetCheck",
     "Timing",
     "add_ratios",
@@ -81,6 +83,7 @@ __all__ = [
     "attention_inputs",
     "auto_hash_code_len",
     "build_model",
+    "check_target",
     "check_targets",
     "child_measure",
     "classify_failure",
