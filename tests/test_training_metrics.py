@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from yoso_core.training import metrics
+from yoso_core import metrics
 from yoso_core.training.optim import build_optimizer, build_scheduler, warmup_linear
 from yoso_core.training.schedule import BatchSchedule
 

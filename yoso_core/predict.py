@@ -294,7 +294,7 @@ def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
     classification and multiple-choice: accuracy; token-classification: entity precision, recall
     and F1 and token accuracy; qa: SQuAD exact match and F1 (in %).
     """
-    from .training import metrics
+    from . import metrics
 
     result: dict[str, float] = {"lines": len(golds)}
     if task == "classification":

@@ -1,4 +1,4 @@
-"""Evaluation of a model on encoded validation features, with the task's metrics (see metrics.py).
+"""Evaluation of a model on encoded validation features, with the task's metrics (see yoso_core/metrics.py).
 
 Evaluation runs in ``eval`` mode under a forked RNG seeded with the run's seed, so it never shifts
 the training RNG (a resumed run stays identical) and the same weights always give the same
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .. import metrics
 from ..inference import feature_outputs, run_model
-from . import metrics
 
 
 def evaluate(
