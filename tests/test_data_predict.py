@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from yoso_core.data import DataError, build_tokenizer, decode, encode, load_task_data, parse_predict_line
-from yoso_core.data.predict import _entities
+from yoso_core.data.decoding import _entities
 
 
 @pytest.fixture(scope="module")

@@ -334,7 +334,7 @@ def predict(
     """
     from .data import DataError, parse_predict_line
     from .data.encoding import EncodingError
-    from .data.predict import decode_line, parse_predict_record
+    from .data.predict_input import decode_line, parse_predict_record
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")

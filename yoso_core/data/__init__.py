@@ -12,9 +12,10 @@ Tasks: ``TASKS = ("mlm", "classification", "token-classification", "qa", "multip
 from __future__ import annotations
 
 from .collate import collate
+from .decoding import decode
 from .encoding import encode
 from .loading import label_names, load_task_data
-from .predict import decode, parse_predict_line
+from .predict_input import parse_predict_line
 from .schema import TASKS, DataError
 from .tokenizer import build_tokenizer, load_tokenizer, training_texts
 
