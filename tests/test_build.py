@@ -190,3 +190,21 @@ def test_a_kernel_dir_that_is_a_file_is_one_error_line(monkeypatch, tmp_path):
     report = run("env", "--json")
     assert report.exit_code == 0
     assert "is a file" in json.loads(report.stdout)["kernel_root_error"]
+
+
+def test_build_kernels_returns_the_self_check_to_a_python_caller(cpu_library):
+    built = build.build_kernels(cuda=False, check=True, on_output=lambda line: None)
+    assert [r.kind for r in built.libraries] == ["cpu"] and built.libraries[0].cached
+    cpu = [c for c in built.checks if c.device == "cpu"]
+    assert [c.op for c in cpu] == ["fast_hash", "lsh_cumulation", "lsh_weighted_cumulation", "lsh_backward"]
+    assert all(c.passed and c.error <= 1e-5 for c in cpu)
+    assert not [name for name in built.failed if name.startswith("cpu ")]
+    assert build.build_kernels(cuda=False, check=False).checks == []
+
+
+def test_self_check_of_a_damaged_library_fails_every_operator(monkeypatch, tmp_path, cpu_library):
+    root, _, _ = _damaged_cache(tmp_path, cpu_library)
+    monkeypatch.setenv("YOSO_KERNEL_DIR", str(root))
+    checks = [c for c in build.run_self_check() if c.device == "cpu"]
+    assert len(checks) == 4
+    assert all(not c.passed and c.error == float("inf") for c in checks)

@@ -43,7 +43,6 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
-    from yoso_core.attention.selfcheck import self_check
     from yoso_core.kernels import build
 
     console = Console(stderr=True)
@@ -53,19 +52,23 @@ def command(
         nonlocal status
         if status is not None:
             status.stop()
-        label = "CUDA" if kind == "cuda" else "CPU"
-        if verbose:
-            console.print(f"compiling the {label} kernels ...")
+        if kind == "check":
+            message, wait = "checking the kernels against the reference ...", ""
         else:
-            status = console.status(f"compiling the {label} kernels (a minute or two) ...")
+            message = f"compiling the {'CUDA' if kind == 'cuda' else 'CPU'} kernels ..."
+            wait = " (a minute or two)"
+        if verbose:
+            console.print(message)
+        else:
+            status = console.status(message.replace(" ...", f"{wait} ..."))
             status.start()
 
     def on_output(line: str) -> None:
         print(line, file=sys.stderr)
 
     try:
-        results = build.build_kernels(
-            cuda, arch, force=force, verbose=verbose, on_start=on_start, on_output=on_output
+        built = build.build_kernels(
+            cuda, arch, force=force, verbose=verbose, check=True, on_start=on_start, on_output=on_output
         )
     except ValueError as exc:
         fail(str(exc))
@@ -84,22 +87,23 @@ def command(
     table = Table(title="yoso kernels")
     for column in ("what", "archs", "where", "seconds"):
         table.add_column(column, overflow="fold")
-    for r in results:
+    for r in built.libraries:
         what = f"{r.kind} kernels" + (" (cached)" if r.cached else "")
         table.add_row(what, r.archs, str(r.path), f"{r.seconds:.1f}")
     console.print(table)
-    for r in results:
+    for r in built.libraries:
         if r.note:
             console.print(f"{r.kind} kernels {r.note}")
 
-    checks = self_check()
     check_table = Table(title="self-check against the reference")
     for column in ("device", "operator", "error", "result"):
         check_table.add_column(column)
-    for c in checks:
+    for c in built.checks:
         result = "[green]ok[/]" if c.passed else "[red]FAILED[/]"
         check_table.add_row(c.device, c.op, f"{c.error:.2e}", result)
     console.print(check_table)
-    failed = [f"{c.device} {c.op}" for c in checks if not c.passed]
-    if failed:
-        fail(f"the self-check failed for {', '.join(failed)}; rebuild with --force --verbose", EXIT_FAILURE)
+    if built.failed:
+        fail(
+            f"the self-check failed for {', '.join(built.failed)}; rebuild with --force --verbose",
+            EXIT_FAILURE,
+        )

@@ -1,27 +1,24 @@
 """The self-check of the compiled operators: each one against the pure-PyTorch reference.
 
-``yoso build-kernels`` runs it after every build; ``self_check()`` compares every operator on
-small random inputs on each device present and returns one ``CheckResult`` per device and operator.
+``self_check()`` compares every operator on small random inputs on each device present and
+returns one ``CheckResult`` per device and operator. ``yoso build-kernels`` runs it after every
+build as ``python -m yoso_core.attention.selfcheck --json`` (``kernels.build.run_self_check``),
+which prints the results as one JSON line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import sys
+from dataclasses import asdict
 
 import torch
 
+from ..kernels.build import CheckResult
 from . import hashing, ops
 from .backends import REFERENCE, compiled_backend
 
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One operator against the reference on one device: worst relative error, and whether it passed."""
-
-    device: str
-    op: str
-    error: float
-    passed: bool
+__all__ = ["CheckResult", "self_check"]
 
 
 def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckResult]:
@@ -78,3 +75,14 @@ def self_check(devices: list[str] | None = None, seed: int = 0) -> list[CheckRes
                 passed = error <= 1e-5
             results.append(CheckResult(device, op, error, passed))
     return results
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m yoso_core.attention.selfcheck --json``: print the results as one JSON line."""
+    if argv != ["--json"]:
+        raise SystemExit("usage: python -m yoso_core.attention.selfcheck --json")
+    print(json.dumps([asdict(c) for c in self_check()]))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

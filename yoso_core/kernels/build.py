@@ -45,6 +45,29 @@ class BuildResult:
     note: str = ""  # e.g. why a cached library was rebuilt
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """One operator against the reference on one device: worst relative error, and whether it passed."""
+
+    device: str
+    op: str
+    error: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """What ``build_kernels`` did: the libraries now in the cache and, when checked, each operator's check."""
+
+    libraries: list[BuildResult]
+    checks: list[CheckResult]
+
+    @property
+    def failed(self) -> list[str]:
+        """``"<device> <operator>"`` for every check that failed (empty when all passed or none ran)."""
+        return [f"{c.device} {c.op}" for c in self.checks if not c.passed]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:
@@ -177,14 +200,18 @@ def build_kernels(
     *,
     force: bool = False,
     verbose: bool = False,
+    check: bool = True,
     on_start: Callable[[str], None] = lambda kind: None,
     on_output: Callable[[str], None] = print,
-) -> list[BuildResult]:
+) -> KernelBuild:
     """Build the CPU library and, when ``cuda`` (default: nvcc and a CUDA torch are present), the CUDA one.
 
-    ``archs`` is a list like ``"8.0;9.0"`` (default: the visible GPUs', else ``8.0;9.0``). Raises
+    ``archs`` is a list like ``"8.0;9.0"`` (default: the visible GPUs', else ``8.0;9.0``). With
+    ``check`` the built operators are then compared with the reference (``run_self_check``) and
+    the results returned in ``checks``; a failed check is a result, not an exception. ``on_start``
+    is called with each library's kind before it is built, and with ``"check"`` before the check. Raises
     ValueError for a malformed ``archs`` or ``cuda=True`` where CUDA cannot be built, and
-    KernelBuildError with the compiler's output when compilation fails.
+    KernelBuildError with the compiler's output when compilation (or the check's process) fails.
     """
     if archs is not None:
         archs = toolchain.parse_archs(archs)
@@ -197,7 +224,34 @@ def build_kernels(
     for kind in ("cpu", "cuda") if cuda else ("cpu",):
         on_start(kind)
         results.append(build_library(kind, archs or "", force=force, verbose=verbose, on_output=on_output))
-    return results
+    if check:
+        on_start("check")
+    return KernelBuild(results, run_self_check() if check else [])
+
+
+def run_self_check(timeout: float = 600.0) -> list[CheckResult]:
+    """Run ``yoso_core.attention.selfcheck`` in a child process and return its results.
+
+    A child process, like the compile: the libraries are loaded and run there, so a library that
+    crashes the process that maps it is reported as a KernelBuildError instead of killing the caller.
+    """
+    command = [sys.executable, "-m", "yoso_core.attention.selfcheck", "--json"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise KernelBuildError(
+            f"the self-check of the kernels did not finish within {timeout:.0f} s"
+        ) from exc
+    try:
+        rows = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (IndexError, ValueError):
+        rows = None
+    if not isinstance(rows, list):
+        output = (done.stderr or done.stdout).strip().splitlines()[-20:]
+        raise KernelBuildError(
+            f"the self-check of the kernels failed (exit {done.returncode}):\n" + "\n".join(output)
+        )
+    return [CheckResult(r["device"], r["op"], float(r["error"]), bool(r["passed"])) for r in rows]
 
 
 def _child_main(kind: str, build_dir: str, cpu_library: str, *sources: str) -> None:
