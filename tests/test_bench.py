@@ -174,6 +174,23 @@ def test_model_level_rows():
     assert rows[0].speedup_vs_softmax == 1.0
 
 
+def test_cli_defaults_are_bench_config_defaults():
+    """Every `yoso bench` option that names a BenchConfig field defaults to that field's default."""
+    import dataclasses
+    import inspect
+
+    from yoso_cli.commands.bench import command
+
+    params = inspect.signature(command).parameters
+    default = BenchConfig()
+    shared = [f.name for f in dataclasses.fields(BenchConfig) if f.name in params and f.name != "seq_len"]
+    assert len(shared) == 14
+    for name in shared:
+        expected = getattr(default, name)
+        assert params[name].default.default == (str(expected) if name == "hash_code_len" else expected), name
+    assert f"default {' '.join(map(str, default.seq_len))}." in params["seq_len"].default.help
+
+
 def test_docs_list_every_target_with_its_requirement():
     """docs/bench.md's table of targets is the table of TARGETS: one line per record, same requirement."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "bench.md").read_text()

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import typer
 
+from yoso_core.bench.config import ATTENTION_IMPLS, MODEL_IMPLS, BenchConfig
+
 from ..errors import fail
+
+# The options' defaults are BenchConfig's (importing it loads neither torch nor transformers).
+_DEFAULT = BenchConfig()
 
 
 def _lengths(seq_len: list[str] | None, extra: list[str] | None) -> list[int] | None:
@@ -50,34 +55,35 @@ def command(
         "--seq-len",
         "-n",
         help="Sequence lengths: repeat the flag, or list values after one flag "
-        "(--seq-len 1024 4096 16384); default 1024 4096.",
+        f"(--seq-len 1024 4096 16384); default {' '.join(map(str, _DEFAULT.seq_len))}.",
     ),
-    batch: int = typer.Option(1, help="Batch size."),
-    heads: int = typer.Option(12, help="Attention heads (attention level)."),
-    head_dim: int = typer.Option(64, help="Head dimension (attention level)."),
-    num_hash: int = typer.Option(32, help="Hash functions of sampled YOSO."),
+    batch: int = typer.Option(_DEFAULT.batch, help="Batch size."),
+    heads: int = typer.Option(_DEFAULT.heads, help="Attention heads (attention level)."),
+    head_dim: int = typer.Option(_DEFAULT.head_dim, help="Head dimension (attention level)."),
+    num_hash: int = typer.Option(_DEFAULT.num_hash, help="Hash functions of sampled YOSO."),
     hash_code_len: str = typer.Option(
-        "8", help="Bits per hash code (YOSO and YOSO-E), or auto: round(log2(n)) at each length."
+        str(_DEFAULT.hash_code_len),
+        help="Bits per hash code (YOSO and YOSO-E), or auto: round(log2(n)) at each length.",
     ),
     dtype: str = typer.Option(
-        "float32",
+        _DEFAULT.dtype,
         help="float32, float16 or bfloat16; several comma-separated (float32,bfloat16) side by side.",
     ),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option(_DEFAULT.device, help="cpu or cuda."),
     backward: bool = typer.Option(
-        False,
+        _DEFAULT.backward,
         "--backward",
         help="Time forward+backward (a training step at the model level) instead of forward only.",
     ),
-    repeats: int = typer.Option(5, help="Timed repeats per row, after the warm-up."),
-    warmup: int = typer.Option(1, help="Untimed warm-up calls per row."),
+    repeats: int = typer.Option(_DEFAULT.repeats, help="Timed repeats per row, after the warm-up."),
+    warmup: int = typer.Option(_DEFAULT.warmup, help="Untimed warm-up calls per row."),
     time_budget: float = typer.Option(
-        120.0,
+        _DEFAULT.time_budget,
         help="Seconds per row; a row past it is reported as a time-out "
         "(or with fewer repeats) and the rest continue.",
     ),
     memory: str = typer.Option(
-        "auto",
+        _DEFAULT.memory,
         help="Peak memory: auto (CUDA allocator on cuda, a child process per "
         "row on cpu), process, or none (faster, no memory column; nothing runs a row in a child "
         "first, so on cpu the timed rows are capped at the memory available when they start: a row "
@@ -85,17 +91,16 @@ def command(
         "OOM killer onto the whole run).",
     ),
     model_level: bool = typer.Option(
-        False, "--model-level", help="Benchmark whole encoders instead of attention alone."
+        _DEFAULT.model_level, "--model-level", help="Benchmark whole encoders instead of attention alone."
     ),
     model: str = typer.Option(
-        "base", help="Model size (tiny, small, base) or a model directory, with --model-level."
+        _DEFAULT.model, help="Model size (tiny, small, base) or a model directory, with --model-level."
     ),
     impl: list[str] | None = typer.Option(
         None,
         "--impl",
-        help="Only these implementations (repeatable): "
-        "sdpa, yoso-e, yoso-reference, yoso-cpu, yoso-cuda; or at the model "
-        "level softmax, yoso, transformers-yoso.",
+        help=f"Only these implementations (repeatable): {', '.join(ATTENTION_IMPLS)}; "
+        f"or at the model level {', '.join(MODEL_IMPLS)}.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object per row on stdout."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Write the rows to this CSV file."),

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
-from .config import DTYPES, BenchConfig
+from .config import DTYPE_NAMES, BenchConfig
+
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def _sync(device: torch.device) -> None:

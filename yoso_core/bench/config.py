@@ -1,4 +1,8 @@
-"""Configuration and rows: what to benchmark, the constants it names, one row per measurement."""
+"""Configuration and rows: what to benchmark, the constants it names, one row per measurement.
+
+Importing this module loads neither torch nor transformers, so the CLI can read ``BenchConfig``'s
+defaults for its options at start-up; ``check`` and the code-length helpers import what they need.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
-
 ATTENTION_IMPLS = ("sdpa", "yoso-e", "yoso-reference", "yoso-cpu", "yoso-cuda")
 MODEL_IMPLS = ("softmax", "yoso", "transformers-yoso")
 BASELINE = {"attention": "sdpa", "model": "softmax"}
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the torch dtypes of these names: cases.DTYPES
 MEMORY_MODES = ("auto", "process", "none")
 
 MEMORY_CUDA = "cuda max_memory_allocated growth over one call"
@@ -72,6 +72,10 @@ class BenchConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the option, the value and what would be valid."""
+        import torch
+
+        from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+
         if not self.seq_len:
             raise ValueError("--seq-len needs at least one length, e.g. --seq-len 1024 4096")
         for n in self.seq_len:
@@ -95,9 +99,10 @@ class BenchConfig:
                 f"got {self.hash_code_len!r}"
             )
         for dtype in self.dtypes:
-            if dtype not in DTYPES:
+            if dtype not in DTYPE_NAMES:
                 raise ValueError(
-                    f"--dtype must be one of {', '.join(DTYPES)} (or several, comma-separated), got {dtype!r}"
+                    f"--dtype must be one of {', '.join(DTYPE_NAMES)} (or several, comma-separated), "
+                    f"got {dtype!r}"
                 )
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
@@ -151,6 +156,8 @@ class BenchConfig:
 
 def auto_hash_code_len(seq_len: int) -> int:
     """``round(log2(seq_len))`` within the supported code lengths (12 at 4,096, 14 at 16,384)."""
+    from ..config import MAX_HASH_CODE_LEN, MIN_HASH_CODE_LEN
+
     return min(MAX_HASH_CODE_LEN, max(MIN_HASH_CODE_LEN, round(math.log2(max(1, seq_len)))))
 
 
