@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .pretrain import (
+from ..options import (
+    DATA_PANEL,
     AccumulationOpt,
     AttentionOpt,
     BatchSizeOpt,
@@ -66,7 +67,7 @@ def command(
         typer.Option(
             "--stride",
             help="QA: tokens of overlap between windows of a long context. (default: seq-len/4)",
-            rich_help_panel="Data",
+            rich_help_panel=DATA_PANEL,
         ),
     ] = None,
     output_dir: OutputDirOpt = None,
