@@ -220,8 +220,30 @@ def _nan_loss_hint(config: TrainConfig, model: torch.nn.Module) -> str:
     return "lower --learning-rate (the run is already fp32), or raise --warmup-steps"
 
 
+@dataclass
+class _Prepared:
+    """What fitting starts from: the data's features, tokenizer, model, optimiser and resumed state."""
+
+    output_dir: Path
+    resume: Path | None
+    val_records: list[dict]
+    tokenizer: Any
+    train_features: list[dict]
+    val_features: list[dict]
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    step: int
+    resumed_window: tuple[float, int]  # (loss sum, steps) of the training steps not yet logged
+
+
 def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
-    from ..data import collate, encode, load_task_data
+    return _fit(config, info, _prepare(config, info))
+
+
+def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
+    """Load and encode the data, build the tokenizer, model, optimiser and schedule; resume if asked."""
+    from ..data import encode, load_task_data
 
     output_dir = config.resolved_output_dir()
     resume = _resume_path(config, output_dir)
@@ -280,7 +302,29 @@ def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
         process_state = rng_states[info.rank]
         ckpt.restore_rng_state(process_state["rng"])
         resumed_window = process_state["log_window"]
+    return _Prepared(
+        output_dir=output_dir,
+        resume=resume,
+        val_records=val_records,
+        tokenizer=tokenizer,
+        train_features=train_features,
+        val_features=val_features,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        step=step,
+        resumed_window=resumed_window,
+    )
 
+
+def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -> TrainResult:
+    """The training steps from ``prepared``, with evaluation, logging and checkpoints; the final save."""
+    from ..data import collate
+
+    output_dir, resume, step = prepared.output_dir, prepared.resume, prepared.step
+    val_records, tokenizer = prepared.val_records, prepared.tokenizer
+    train_features, val_features = prepared.train_features, prepared.val_features
+    model, optimizer, scheduler = prepared.model, prepared.optimizer, prepared.scheduler
     metrics_log = (
         MetricsLog(output_dir / "metrics.jsonl", resume_step=step if resume else None)
         if info.is_main
@@ -357,7 +401,7 @@ def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
 
     last_eval: dict[str, float] | None = None
     train_loss: float | None = None
-    window = _LogWindow(*resumed_window)
+    window = _LogWindow(*prepared.resumed_window)
     try:
         while step < config.max_steps:
             step_loss = 0.0
