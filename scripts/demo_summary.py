@@ -194,11 +194,9 @@ def summary(
 
 def write_json(data: Any, path: str | os.PathLike) -> None:
     """Write ``data`` as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    from yoso_core._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def train_tokens_per_second(metrics_file: str | os.PathLike) -> float | None:

@@ -6,27 +6,12 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from .config import FIELDS, BenchRow
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(tmp)`` into a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean(value: Any) -> Any:
@@ -51,7 +36,7 @@ def csv_text(rows: Iterable[BenchRow]) -> str:
 def write_csv(rows: Iterable[BenchRow], path: str | Path) -> None:
     """Write ``csv_text(rows)`` to ``path`` atomically."""
     text = csv_text(rows)
-    _atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
 PLOT_MISSING = "--plot needs matplotlib, which is not installed; install it with: pip install 'yoso[plot]'"
@@ -103,5 +88,5 @@ def write_plot(rows: Iterable[BenchRow], path: str | Path) -> None:
             ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(path)
-    _atomic_write(out, lambda tmp: fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120))
+    atomic_write(out, lambda tmp: fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120))
     plt.close(fig)

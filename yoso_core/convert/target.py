@@ -157,7 +157,7 @@ def looks_like_model_dir(path: Path) -> bool:
 
 def check_destination(src: str | Path, dst: str | Path, force: bool) -> None:
     """ConvertError unless ``dst`` may be written: absent, or (``force``) a model dir not holding SRC."""
-    from ..training.checkpoint import swap_location
+    from .._io import swap_location
 
     dst = Path(dst)
     if not os.path.lexists(dst):
@@ -191,7 +191,7 @@ def _write(
 
     A ``dst`` that is a symbolic link keeps its link; the directory it points to is replaced.
     """
-    from ..training.checkpoint import staged_dir
+    from .._io import staged_dir
 
     with staged_dir(dst) as tmp:
         model.save_pretrained(tmp)

@@ -24,14 +24,15 @@ import json
 import os
 import random
 import re
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
+
+from .._io import remove_path, replace_dir, staged_dir, swap_location  # noqa: F401  (re-exported)
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 # what a swap leaves when its process dies half-way: .tmp-NAME-PID (being written), .old-NAME-PID
@@ -92,62 +93,6 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def swap_location(target: str | os.PathLike) -> Path:
-    """Where a directory swap onto ``target`` happens: the real path, so a symbolic link is followed.
-
-    ``final -> /data/run/final`` replaces ``/data/run/final`` and the link stays; the temporary
-    directory must be made beside this path (a rename cannot cross file systems).
-    """
-    return Path(os.path.realpath(target))
-
-
-def _remove(path: Path) -> None:
-    """Delete a directory tree, a file or a link (a link itself, never what it points to)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Rename the finished directory ``tmp`` to ``target``, replacing any ``target`` whole.
-
-    A ``target`` that is a symbolic link is followed (its link stays); ``tmp`` must lie beside
-    ``swap_location(target)``.
-    """
-    target = swap_location(target)
-    if not os.path.lexists(target):
-        tmp.rename(target)
-        return
-    old = target.with_name(f".old-{target.name}-{os.getpid()}")
-    if os.path.lexists(old):
-        _remove(old)
-    target.rename(old)
-    tmp.rename(target)
-    _remove(old)
-
-
-@contextlib.contextmanager
-def staged_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """A fresh ``.tmp-NAME-PID`` directory beside ``target`` to write into; renamed onto it on success.
-
-    When the block raises (anything, KeyboardInterrupt included), the temporary directory is
-    removed and ``target`` is left as it was.
-    """
-    location = swap_location(target)
-    location.parent.mkdir(parents=True, exist_ok=True)
-    tmp = location.with_name(f".tmp-{location.name}-{os.getpid()}")
-    if os.path.lexists(tmp):
-        _remove(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-        replace_dir(tmp, location)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` exists on this machine (one of another user counts as alive)."""
     if pid <= 0:
@@ -175,7 +120,7 @@ def sweep_stale(output_dir: str | os.PathLike) -> list[Path]:
             match = _STAGING.match(path.name)
             if match and (int(match.group(1)) == os.getpid() or not _pid_alive(int(match.group(1)))):
                 with contextlib.suppress(OSError):
-                    _remove(path)
+                    remove_path(path)
                     removed.append(path)
     return removed
 
@@ -217,7 +162,7 @@ def save_checkpoint(
                     os.fsync(f.fileno())
     if keep is not None:
         for path in list_checkpoints(output_dir)[:-keep]:
-            _remove(path)
+            remove_path(path)
     return final
 
 

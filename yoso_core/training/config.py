@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from .._io import atomic_write_text
 from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
 from ..devices import DEVICES
 from ..errors import ConfigError
@@ -367,7 +368,4 @@ def validate(config: TrainConfig) -> None:
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the effective configuration as YAML, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_text
+
 
 def finite_or_none(value: Any) -> Any:
     """NaN and infinities become None, so a record is strict JSON."""
@@ -34,9 +36,7 @@ class MetricsLog:
                         lines.append(line)
                 except json.JSONDecodeError:
                     break  # a line cut by a crash ends the readable part
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(line + "\n" for line in lines))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(line + "\n" for line in lines))
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (non-finite floats become null so every line is strict JSON)."""
