@@ -22,12 +22,12 @@ import yaml
 
 from .._io import atomic_write_text
 from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+from ..data.schema import TASKS
 from ..devices import DEVICES
 from ..errors import ConfigError
 from ..sizes import MODEL_SIZES
 
 ATTENTIONS = ("sampled", "expectation", "softmax")
-TASKS = ("mlm", "classification", "token-classification", "qa", "multiple-choice")
 FINETUNE_TASKS = TASKS[1:]
 PRECISIONS = ("fp32", "bf16")
 
