@@ -37,7 +37,20 @@ SOFTMAX_MODELS = {
 }
 # RoBERTa's position ids start at padding_idx + 1 = 2: its table has two rows more than its length.
 ROBERTA_POSITION_OFFSET = 2
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spm.model")
+# The files a tokenizer is saved as (fast, BPE, WordPiece and SentencePiece tokenizers): a
+# directory with any of them has a tokenizer, and a conversion copies each one there is.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "added_tokens.json",
+    "spiece.model",
+    "spm.model",
+    "sentencepiece.bpe.model",
+)
 
 
 def quiet_transformers() -> None:

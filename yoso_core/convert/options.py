@@ -6,21 +6,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..saved import TOKENIZER_FILES  # noqa: F401  (re-exported: the files a conversion copies)
+
 SOURCES = ("original", "roberta", "bert", "transformers")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Position ids of YOSO (and RoBERTa) start at 2: rows 0 and 1 of the table are never used.
 POSITION_OFFSET = 2
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "vocab.txt",
-    "added_tokens.json",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-)
 CHECKPOINT_SUFFIXES = (".model", ".cp", ".pt", ".pth", ".bin", ".ckpt")
 WEIGHT_FILES = (
     "model.safetensors",
