@@ -58,17 +58,4 @@ YOSO_HD int32_t code_bit(float coordinate, int64_t bit) {
 // Flat row of bucket `code` in a table laid out (tables, rows) with table index `table`.
 YOSO_HD int64_t bucket_row(int64_t table, int64_t code, int64_t rows) { return table * rows + code; }
 
-// Weighted cumulation, one bucket with nq queries and nk keys, weight dim w, value dim d: a
-// (w x d) table of sum_j kw_j (x) v_j costs (nq + nk) w d; pairwise dot products cost nq nk (w + d).
-YOSO_HD bool bucket_table_is_cheaper(int64_t nq, int64_t nk, int64_t w, int64_t d) {
-  return nq * nk * (w + d) > (nq + nk) * w * d;
-}
-
-// LSH backward, one bucket with nq queries and nk keys, query/key dim d, value dim dv: pairwise dot
-// products g.v serve both gradients, nq nk (dv + 2 d); the table form sums v (x) k and g (x) q over
-// the bucket, 2 (nq + nk) dv d.
-YOSO_HD bool backward_table_is_cheaper(int64_t nq, int64_t nk, int64_t d, int64_t dv) {
-  return nq * nk * (dv + 2 * d) > 2 * (nq + nk) * dv * d;
-}
-
 }  // namespace yoso

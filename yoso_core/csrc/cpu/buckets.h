@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #endif
 
-#include "checks.h"
+#include "../checks.h"
 
 namespace yoso {
 

@@ -11,9 +11,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "../buckets.h"
 #include "../checks.h"
 #include "../common.h"
+#include "buckets.h"
 
 namespace yoso {
 namespace {

@@ -7,7 +7,7 @@
 // small dense matrix products (block_gemm.h), whose results are added straight into the gradient
 // rows. Pairwise form: D = G V^T (nq x nk) is formed once and serves both grad_query (D K) and
 // grad_key (D^T Q). Table form, for buckets where it is cheaper (backward_table_is_cheaper in
-// common.h): T1 = V^T K and T2 = G^T Q (dv x d), then G T1 and V T2, which bounds the worst case at
+// cost_models.h): T1 = V^T K and T2 = G^T Q (dv x d), then G T1 and V T2, which bounds the worst case at
 // O(m n d dv). grad_value is the bucket's summed query gradient, added to each of its keys.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -18,11 +18,12 @@
 #include <tuple>
 #include <vector>
 
-#include "../buckets.h"
 #include "../checks.h"
 #include "../common.h"
 #include "block_gemm.h"
 #include "bucket_products.h"
+#include "buckets.h"
+#include "cost_models.h"
 
 namespace yoso {
 namespace {

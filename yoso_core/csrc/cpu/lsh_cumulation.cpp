@@ -11,8 +11,8 @@
 
 #include "../checks.h"
 #include "../common.h"
-#include "../buckets.h"
 #include "block_gemm.h"
+#include "buckets.h"
 
 namespace yoso {
 namespace {

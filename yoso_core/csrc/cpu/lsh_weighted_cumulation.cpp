@@ -1,7 +1,7 @@
 // Weighted LSH cumulation on the CPU:
 //   out_i = query_mask_i / m sum_f sum_j [collide] key_mask_j (qw_i . kw_j) v_j
 // For each hash, keys and queries are grouped by bucket (counting sort). Each bucket then takes
-// the cheaper of two exact forms (bucket_table_is_cheaper in common.h):
+// the cheaper of two exact forms (bucket_table_is_cheaper in cost_models.h):
 //   table:    T = sum_j kw_j (x) v_j (w x d), built once, then every query does qw_i^T T;
 //   pairwise: a small matrix product, dots = QW_b KW_b^T, then out_b += dots V_b.
 // Both are linear in the sequence length for a bounded bucket size; the table form bounds the
@@ -14,8 +14,9 @@
 
 #include "../checks.h"
 #include "../common.h"
-#include "../buckets.h"
 #include "bucket_products.h"
+#include "buckets.h"
+#include "cost_models.h"
 
 namespace yoso {
 namespace {
