@@ -14,19 +14,6 @@ from typing import Any
 
 from .errors import ConfigError
 
-# Which task each transformers architecture name serves (for directories without ``task``).
-ARCHITECTURE_TASKS = {
-    "YosoForMaskedLM": "mlm",
-    "YosoForSequenceClassification": "classification",
-    "YosoForTokenClassification": "token-classification",
-    "YosoForQuestionAnswering": "qa",
-    "YosoForMultipleChoice": "multiple-choice",
-    "RobertaForMaskedLM": "mlm",
-    "RobertaForSequenceClassification": "classification",
-    "RobertaForTokenClassification": "token-classification",
-    "RobertaForQuestionAnswering": "qa",
-    "RobertaForMultipleChoice": "multiple-choice",
-}
 # The transformers class of the softmax baseline for each task.
 SOFTMAX_MODELS = {
     "mlm": "RobertaForMaskedLM",
@@ -61,14 +48,23 @@ def quiet_transformers() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
+def architecture_tasks() -> dict[str, str]:
+    """Which task each transformers architecture name serves: ``TASK_MODELS``, ``SOFTMAX_MODELS`` inverted."""
+    from .modeling import TASK_MODELS
+
+    yoso = {cls.__name__: task for task, cls in TASK_MODELS.items()}
+    return yoso | {name: task for task, name in SOFTMAX_MODELS.items()}
+
+
 def task_of(model_config: Any) -> str | None:
     """The task a saved model serves: its ``task`` field, else its architecture, else None."""
     task = getattr(model_config, "task", None)
     if task:
         return task
+    tasks = architecture_tasks()
     for name in getattr(model_config, "architectures", None) or ():
-        if name in ARCHITECTURE_TASKS:
-            return ARCHITECTURE_TASKS[name]
+        if name in tasks:
+            return tasks[name]
     return None
 
 
