@@ -11,6 +11,8 @@ serialised; ``check_model_config`` refuses it when a model is built from it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from transformers import PretrainedConfig
 
 # Bucket tables have 2**hash_code_len rows; beyond 2**16 rows a table per batch*head stops
@@ -19,6 +21,20 @@ MIN_HASH_CODE_LEN = 1
 MAX_HASH_CODE_LEN = 16
 MIN_NUM_HASH = 1
 MAX_NUM_HASH = 256
+HASH_RANGES = {
+    "num_hash": (MIN_NUM_HASH, MAX_NUM_HASH),
+    "hash_code_len": (MIN_HASH_CODE_LEN, MAX_HASH_CODE_LEN),
+}
+
+
+def hash_setting_error(
+    name: str, value: Any, *, label: str | None = None, allowed: str = "an integer in"
+) -> str | None:
+    """None for a valid ``num_hash``/``hash_code_len``, else ``LABEL must be ALLOWED [lo, hi], got VALUE``."""
+    low, high = HASH_RANGES[name]
+    if not isinstance(value, bool) and isinstance(value, int) and low <= value <= high:
+        return None
+    return f"{label or name} must be {allowed} [{low}, {high}], got {value!r}"
 
 
 class YosoConfig(PretrainedConfig):
@@ -88,17 +104,9 @@ def check_config(config: YosoConfig) -> None:
     """
     for name in SIZE_FIELDS:
         _whole_number(config, name, 0)
-    tau = config.hash_code_len
-    if isinstance(tau, bool) or not isinstance(tau, int) or not MIN_HASH_CODE_LEN <= tau <= MAX_HASH_CODE_LEN:
-        raise ValueError(
-            f"YosoConfig.hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
-            f"got {tau!r}"
-        )
-    m = config.num_hash
-    if isinstance(m, bool) or not isinstance(m, int) or not MIN_NUM_HASH <= m <= MAX_NUM_HASH:
-        raise ValueError(
-            f"YosoConfig.num_hash must be an integer in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {m!r}"
-        )
+    for name in ("hash_code_len", "num_hash"):
+        if problem := hash_setting_error(name, getattr(config, name), label=f"YosoConfig.{name}"):
+            raise ValueError(problem)
     w = config.conv_window
     if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0):
         raise ValueError(

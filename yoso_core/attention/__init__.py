@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+from ..config import hash_setting_error
 from . import hashing
 from .backends import BACKENDS, REFERENCE, Backend, resolve_backend
 from .expectation import expectation_weights, yoso_e
@@ -69,21 +69,12 @@ def check_attention_inputs(query, key, value, mask, num_hash: int, hash_code_len
         if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or tuple(mask.shape) != (b, n):
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"mask must have shape (batch, seq) = {(b, n)}, got {shape}")
-    if (
-        isinstance(hash_code_len, bool)
-        or not isinstance(hash_code_len, int)
-        or not (MIN_HASH_CODE_LEN <= hash_code_len <= MAX_HASH_CODE_LEN)
+    for problem in (
+        hash_setting_error("hash_code_len", hash_code_len),
+        hash_setting_error("num_hash", num_hash),
     ):
-        raise ValueError(
-            f"hash_code_len must be an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
-            f"got {hash_code_len!r}"
-        )
-    if (
-        isinstance(num_hash, bool)
-        or not isinstance(num_hash, int)
-        or not MIN_NUM_HASH <= num_hash <= MAX_NUM_HASH
-    ):
-        raise ValueError(f"num_hash must be an integer in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {num_hash!r}")
+        if problem:
+            raise ValueError(problem)
 
 
 def _flat_mask(mask: torch.Tensor | None, batch: int, heads: int, seq: int, device) -> torch.Tensor:

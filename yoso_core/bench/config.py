@@ -74,7 +74,7 @@ class BenchConfig:
         """Raise ValueError naming the option, the value and what would be valid."""
         import torch
 
-        from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+        from ..config import hash_setting_error
 
         if not self.seq_len:
             raise ValueError("--seq-len needs at least one length, e.g. --seq-len 1024 4096")
@@ -87,17 +87,14 @@ class BenchConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"--warmup must be an integer >= 0, got {self.warmup!r}")
-        if not MIN_NUM_HASH <= self.num_hash <= MAX_NUM_HASH:
-            raise ValueError(f"--num-hash must be in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {self.num_hash}")
+        if problem := hash_setting_error("num_hash", self.num_hash, label="--num-hash", allowed="in"):
+            raise ValueError(problem)
         if self.hash_code_len != "auto" and (
-            isinstance(self.hash_code_len, bool)
-            or not isinstance(self.hash_code_len, int)
-            or not MIN_HASH_CODE_LEN <= self.hash_code_len <= MAX_HASH_CODE_LEN
-        ):
-            raise ValueError(
-                f"--hash-code-len must be auto or an integer in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
-                f"got {self.hash_code_len!r}"
+            problem := hash_setting_error(
+                "hash_code_len", self.hash_code_len, label="--hash-code-len", allowed="auto or an integer in"
             )
+        ):
+            raise ValueError(problem)
         for dtype in self.dtypes:
             if dtype not in DTYPE_NAMES:
                 raise ValueError(

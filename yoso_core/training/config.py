@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .._io import atomic_write_text
-from ..config import MAX_HASH_CODE_LEN, MAX_NUM_HASH, MIN_HASH_CODE_LEN, MIN_NUM_HASH
+from ..config import hash_setting_error
 from ..data.schema import TASKS
 from ..devices import DEVICES
 from ..errors import ConfigError
@@ -336,16 +336,10 @@ def validate(config: TrainConfig) -> None:
     for name in ("adam_beta1", "adam_beta2"):
         if not 0.0 <= getattr(config, name) < 1.0:
             raise ConfigError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
-    if config.num_hash is not None and not MIN_NUM_HASH <= config.num_hash <= MAX_NUM_HASH:
-        raise ConfigError(f"--num-hash must be in [{MIN_NUM_HASH}, {MAX_NUM_HASH}], got {config.num_hash}")
-    if (
-        config.hash_code_len is not None
-        and not MIN_HASH_CODE_LEN <= config.hash_code_len <= MAX_HASH_CODE_LEN
-    ):
-        raise ConfigError(
-            f"--hash-code-len must be in [{MIN_HASH_CODE_LEN}, {MAX_HASH_CODE_LEN}], "
-            f"got {config.hash_code_len}"
-        )
+    for name in ("num_hash", "hash_code_len"):
+        value = getattr(config, name)
+        if value is not None and (problem := hash_setting_error(name, value, label=flag(name), allowed="in")):
+            raise ConfigError(problem)
     if config.conv_window is not None and (config.conv_window < 1 or config.conv_window % 2 == 0):
         raise ConfigError(
             f"--conv-window must be an odd positive integer (1, 3, 5, ...), got {config.conv_window}"
