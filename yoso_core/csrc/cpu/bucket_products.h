@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "width.h"
+
 namespace yoso {
 
 // Sources per vector of dot products (one AVX-512 register of floats).
@@ -181,10 +183,7 @@ struct PairwiseProduct {
            const int32_t* sources, int64_t n_sources, const float* reader_weight, const int32_t* readers,
            int64_t n_readers, float* out) {
     pack(w, d, source_weight, source_value, source_mask, sources, n_sources);
-    if (w == d && d == 64) return dot_apply<64>(w, d, n_sources, reader_weight, readers, n_readers, out);
-    if (w == d && d == 32) return dot_apply<32>(w, d, n_sources, reader_weight, readers, n_readers, out);
-    if (w == d && d == 128) return dot_apply<128>(w, d, n_sources, reader_weight, readers, n_readers, out);
-    dot_apply<0>(w, d, n_sources, reader_weight, readers, n_readers, out);
+    YOSO_DISPATCH_WIDTH(w == d ? d : 0, N, dot_apply<N>(w, d, n_sources, reader_weight, readers, n_readers, out));
   }
 
   template <int64_t N>

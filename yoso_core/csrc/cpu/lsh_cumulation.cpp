@@ -13,6 +13,7 @@
 #include "../common.h"
 #include "block_gemm.h"
 #include "buckets.h"
+#include "width.h"
 
 namespace yoso {
 namespace {
@@ -105,10 +106,7 @@ struct CumulationWorker {
   }
 
   void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* out) {
-    if (d == 64) return run<64>(b, f_begin, f_end, out);
-    if (d == 32) return run<32>(b, f_begin, f_end, out);
-    if (d == 128) return run<128>(b, f_begin, f_end, out);
-    run<0>(b, f_begin, f_end, out);
+    YOSO_DISPATCH_WIDTH(d, D, run<D>(b, f_begin, f_end, out));
   }
 };
 
