@@ -1,4 +1,4 @@
-"""The ``--device`` choices and how a choice becomes a torch device (training and prediction)."""
+"""The ``--device`` choices and how one becomes a torch device; the ``--dtype`` names and their dtypes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ if TYPE_CHECKING:
     import torch
 
 DEVICES = ("auto", "cpu", "cuda")
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the --dtype choices of bench and convert
+
+
+def torch_dtypes() -> dict[str, torch.dtype]:
+    """The torch dtype of each name in ``DTYPE_NAMES``."""
+    import torch
+
+    return {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .config import DTYPE_NAMES, BenchConfig
+from ..devices import torch_dtypes
+from .config import BenchConfig
 
-DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
+DTYPES = torch_dtypes()
 
 
 def _sync(device: torch.device) -> None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..devices import DTYPE_NAMES
+
 ATTENTION_IMPLS = ("sdpa", "yoso-e", "yoso-reference", "yoso-cpu", "yoso-cuda")
 MODEL_IMPLS = ("softmax", "yoso", "transformers-yoso")
 BASELINE = {"attention": "sdpa", "model": "softmax"}
-DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the torch dtypes of these names: cases.DTYPES
 MEMORY_MODES = ("auto", "process", "none")
 
 MEMORY_CUDA = "cuda max_memory_allocated growth over one call"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
+from ..devices import torch_dtypes
 from ..saved import TOKENIZER_FILES  # noqa: F401  (re-exported: the files a conversion copies)
 
 SOURCES = ("original", "roberta", "bert", "transformers")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = torch_dtypes()
 # Position ids of YOSO (and RoBERTa) start at 2: rows 0 and 1 of the table are never used.
 POSITION_OFFSET = 2
 CHECKPOINT_SUFFIXES = (".model", ".cp", ".pt", ".pth", ".bin", ".ckpt")
