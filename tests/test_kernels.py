@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_close_rel
 
 from yoso_core import YosoConfig, YosoModel
 from yoso_core.attention import backends as backends_module
@@ -17,14 +18,6 @@ from yoso_core.attention import hash_codes, ops, yoso_attention
 from yoso_core.attention.backends import REFERENCE, compiled_backend, resolve_backend
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
 from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
-
-RTOL = 1e-5
-
-
-def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rtol: float = RTOL) -> None:
-    """Elementwise within ``rtol`` of the reference, with an absolute floor of rtol * max|reference|."""
-    scale = expected.abs().max().clamp_min(1e-12).item()
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol * scale)
 
 
 def random_codes(bh, n, num_hash, tau, gen, skew=False):
@@ -208,7 +201,7 @@ def test_checks_name_the_tensor(cpu_ops):
     mask = torch.ones(1, 4)
     value = torch.randn(1, 4, 8)
     codes = torch.zeros(1, 4, 2, dtype=torch.int32)
-    with pytest.raises(RuntimeError, match=r"key_codes must lie in \[0, 16\), got 16"):
+    with pytest.raises(RuntimeError, match=r"key_codes must lie in \[0, 16\) for hash_code_len 4, got 16"):
         cpu_ops.lsh_cumulation(codes, codes + 16, mask, mask, value, 4)
     with pytest.raises(RuntimeError, match="query_codes must be int32, got Long"):
         cpu_ops.lsh_cumulation(codes.long(), codes, mask, mask, value, 4)
@@ -219,6 +212,25 @@ def test_checks_name_the_tensor(cpu_ops):
     diagonals = draw_fast_hash_diagonals(1, 8, 2, 4, torch.device("cpu"))
     with pytest.raises(RuntimeError, match="diagonals must have shape"):
         cpu_ops.fast_hash(torch.randn(1, 4, 20), diagonals, 2, 4)
+
+
+def test_every_operator_rejects_a_code_out_of_range_even_where_masked(cpu_ops):
+    """One range check before the kernels: a negative code of a masked query is still refused."""
+    qm, km = torch.ones(1, 4), torch.ones(1, 5)
+    qm[0, 2] = 0.0
+    qc, kc = torch.zeros(1, 4, 2, dtype=torch.int32), torch.zeros(1, 5, 2, dtype=torch.int32)
+    qc[0, 2, 1] = -3
+    q, k, v, g = torch.randn(1, 4, 8), torch.randn(1, 5, 8), torch.randn(1, 5, 8), torch.randn(1, 4, 8)
+    calls = {
+        "lsh_cumulation": lambda: cpu_ops.lsh_cumulation(qc, kc, qm, km, v, 4),
+        "lsh_weighted_cumulation": lambda: cpu_ops.lsh_weighted_cumulation(qc, kc, qm, km, q, k, v, 4),
+        "lsh_backward": lambda: cpu_ops.lsh_backward(qc, kc, qm, km, q, k, v, g, 4),
+    }
+    for call in calls.values():
+        with pytest.raises(
+            RuntimeError, match=r"query_codes must lie in \[0, 16\) for hash_code_len 4, got -3"
+        ):
+            call()
 
 
 def test_unbuilt_backend_says_how_to_build(monkeypatch, tmp_path, cpu_ops):

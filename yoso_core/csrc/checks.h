@@ -56,18 +56,14 @@ inline void check_codes(const at::Tensor& codes, const char* name, int64_t hash_
   (void)hash_code_len;
 }
 
-// Every code in [0, 2^hash_code_len): one reduction, for kernels that cannot raise mid-flight (CUDA).
+// Every code in [0, 2^hash_code_len): one reduction before the kernels run, on either backend, so
+// the hot loops index tables without a check and a bad code never reaches a CUDA kernel.
 inline void check_code_range(const at::Tensor& codes, const char* name, int64_t hash_code_len) {
   if (codes.numel() == 0) return;
   const auto [low, high] = at::aminmax(codes);
   const int64_t lo = low.item<int64_t>(), hi = high.item<int64_t>(), rows = table_rows(hash_code_len);
   TORCH_CHECK(lo >= 0 && hi < rows, "yoso: ", name, " must lie in [0, ", rows, ") for hash_code_len ",
-              hash_code_len, ", got values in [", lo, ", ", hi, "]");
-}
-
-// The same check on the CPU, one code at a time inside the kernels' loops.
-inline void check_code(int32_t code, int64_t rows, const char* name) {
-  TORCH_CHECK(code >= 0 && code < rows, "yoso: ", name, " must lie in [0, ", rows, "), got ", code);
+              hash_code_len, ", got ", lo < 0 ? lo : hi, " (values in [", lo, ", ", hi, "])");
 }
 
 inline void check_same_device(const at::Tensor& t, const char* name, const at::Tensor& like) {
@@ -102,6 +98,8 @@ inline void check_cumulation_inputs(const at::Tensor& query_codes, const at::Ten
   check_same_device(query_mask, "query_mask", query_codes);
   check_same_device(key_mask, "key_mask", query_codes);
   check_same_device(value, "value", query_codes);
+  check_code_range(query_codes, "query_codes", hash_code_len);
+  check_code_range(key_codes, "key_codes", hash_code_len);
 }
 
 inline void check_weights(const at::Tensor& query_weight, const at::Tensor& key_weight,

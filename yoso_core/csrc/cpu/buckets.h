@@ -67,7 +67,6 @@ struct BucketLists {
                int64_t stride, int32_t* key_bucket = nullptr) {
     int32_t used = 0;
     for (int64_t j = 0; j < n_k; ++j) {
-      check_code(kc[j * stride], rows, "key_codes");
       if (km[j] == 0.0f) continue;
       int32_t s = slot[kc[j * stride]];
       if (s < 0) {
@@ -78,7 +77,6 @@ struct BucketLists {
       ++key_start[s + 1];
     }
     for (int64_t i = 0; i < n_q; ++i) {
-      check_code(qc[i * stride], rows, "query_codes");
       if (qm[i] == 0.0f) continue;
       const int32_t s = slot[qc[i * stride]];
       if (s >= 0) ++query_start[s + 1];

@@ -61,7 +61,6 @@ struct CumulationWorker {
       const int64_t count = std::min(group, f_end - f0);
       std::fill(used.begin(), used.end(), 0);
       for (int64_t j = 0; j < n_k; ++j) {
-        for (int64_t g = 0; g < count; ++g) check_code(kc[j * m + f0 + g], rows, "key_codes");
         if (km[j] == 0.0f) continue;
         // the masked value, widened to float32 once per group of hashes
         float* v = D > 0 ? local : widened.data();
@@ -82,7 +81,6 @@ struct CumulationWorker {
         }
       }
       for (int64_t i = 0; i < n_q; ++i) {
-        for (int64_t g = 0; g < count; ++g) check_code(qc[i * m + f0 + g], rows, "query_codes");
         if (qm[i] == 0.0f) continue;
         float* o = out + i * dd;
         float* acc = D > 0 ? local : o;

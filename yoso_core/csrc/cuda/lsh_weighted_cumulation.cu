@@ -58,8 +58,6 @@ at::Tensor lsh_weighted_cumulation_cuda(const at::Tensor& query_codes, const at:
                                         const at::Tensor& value, int64_t hash_code_len) {
   check_cumulation_inputs(query_codes, key_codes, query_mask, key_mask, value, hash_code_len);
   check_weights(query_weight, key_weight, query_codes, key_codes);
-  check_code_range(query_codes, "query_codes", hash_code_len);
-  check_code_range(key_codes, "key_codes", hash_code_len);
   const c10::cuda::CUDAGuard guard(value.device());
   const int64_t bh = value.size(0), n_k = value.size(1), d = value.size(2), w = key_weight.size(2);
   const int64_t n_q = query_codes.size(1), m = query_codes.size(2), rows = table_rows(hash_code_len);
