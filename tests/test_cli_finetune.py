@@ -8,9 +8,8 @@ import pytest
 import torch
 import transformers
 import yaml
-from typer.testing import CliRunner
+from helpers import invoke
 
-from yoso_cli.main import app
 from yoso_core.modeling import TASK_MODELS
 
 TINY_RUN = [
@@ -54,11 +53,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_runs_on_one_thread_from_the_shared_fixture():
     assert torch.get_num_threads() == 1
-
-
-def invoke(*args: str, input: str | None = None):
-    """Run `yoso ARGS` in process; returns click's Result (stdout and stderr apart)."""
-    return CliRunner().invoke(app, list(args), input=input)
 
 
 def read_jsonl(path) -> list[dict]:

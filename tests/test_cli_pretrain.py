@@ -8,17 +8,12 @@ import pytest
 import torch
 import transformers
 import yaml
+from helpers import invoke
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from yoso_cli.main import app
 from yoso_core.modeling import TASK_MODELS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_close_rel as close
 
 from yoso_core.attention import ops
 from yoso_core.attention.sampled import lsh_backward
-
-RTOL = 1e-5
-
-
-def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    scale = expected.abs().max().clamp_min(1e-12).item()
-    torch.testing.assert_close(actual, expected, rtol=RTOL, atol=RTOL * scale)
 
 
 def inputs(bh, n_q, n_k, d, dv, num_hash, tau, seed, buckets=None, dtype=torch.float32):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke
 
-from yoso_cli.main import app
 from yoso_core.data import DataError, load_task_data
 from yoso_core.predict import PredictError, load_predictor, predict
 from yoso_core.training import merge_config, train
@@ -63,10 +62,6 @@ def inputs(task: str, count: int) -> list[str]:
         record = {k: v for k, v in record.items() if k not in ("label", "tags", "answers")}
         lines.append(json.dumps({"id": f"r{i}", **record}))
     return lines
-
-
-def invoke(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(app, list(args), input=stdin)
 
 
 @pytest.mark.parametrize("task", list(OUTPUT_KEYS))
@@ -147,7 +142,7 @@ def test_malformed_line_raises_after_earlier_answers(models):
 
 def test_cli_reads_stdin_writes_stdout(models):
     lines = inputs("multiple-choice", 3)
-    result = invoke("predict", "--model", models["multiple-choice"], stdin="\n".join(lines) + "\n")
+    result = invoke("predict", "--model", models["multiple-choice"], input="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.stderr
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["id"] for o in outputs] == ["r0", "r1", "r2"]
@@ -185,7 +180,7 @@ def test_cli_files_and_malformed_line_exit_2_after_earlier_lines(models, tmp_pat
 
 
 def test_cli_empty_input(models):
-    result = invoke("predict", "--model", models["classification"], stdin="")
+    result = invoke("predict", "--model", models["classification"], input="")
     assert result.exit_code == 0 and result.stdout == ""
 
 
@@ -196,7 +191,7 @@ def test_cli_bad_usage(models, tmp_path):
         (["--model", models["qa"], "--batch-size", "0"], "--batch-size must be a positive integer"),
         (["--model", models["qa"], "--output", str(tmp_path / "no" / "out.jsonl")], "does not exist"),
     ]:
-        result = invoke("predict", *args, stdin="")
+        result = invoke("predict", *args, input="")
         assert result.exit_code == 2, args
         assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
 
@@ -253,13 +248,13 @@ def test_labels_in_the_input_are_scored_not_encoded(models, task):
 
 def test_cli_labelled_input_reports_metrics_on_stderr(models):
     line = json.dumps({"text": "[MAX 2 3 ]", "label": "3"})
-    result = invoke("predict", "--model", models["classification"], stdin=line + "\n")
+    result = invoke("predict", "--model", models["classification"], input=line + "\n")
     assert result.exit_code == 0, result.stderr
     (out,) = [json.loads(x) for x in result.stdout.splitlines()]
     reported = json.loads(result.stderr.strip())["metrics"]
     assert reported == {"lines": 1, "accuracy": float(out["label"] == "3")}
     tagged = json.dumps({"tokens": ["alpha", "beta"], "tags": ["O", "O"]})
-    result = invoke("predict", "--model", models["token-classification"], stdin=tagged + "\n")
+    result = invoke("predict", "--model", models["token-classification"], input=tagged + "\n")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stderr.strip())["metrics"]["lines"] == 1
 
@@ -290,7 +285,7 @@ def test_question_too_long_names_the_input_line_and_skips_only_that_line(models)
     assert [o["id"] for o in kept] == ["r0", "r1", "r2", "r4"]  # the rest of the batch is answered
     assert kept == [o for o in predict(models["qa"], lines[:3] + lines[4:], batch_size=8)]
     assert [e["line"] for e in errors] == [4] and errors[0]["error"].startswith("line 4: the question")
-    result = invoke("predict", "--model", models["qa"], stdin="\n".join(lines) + "\n")
+    result = invoke("predict", "--model", models["qa"], input="\n".join(lines) + "\n")
     assert result.exit_code == 2 and result.stderr.startswith("error: line 4: the question is too long")
     assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1", "r2"]
 

@@ -10,9 +10,8 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke
 
-from yoso_cli.main import app
 from yoso_core.training import merge_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,10 +41,6 @@ def model(tmp_path_factory) -> str:
 
 def lines(count: int) -> list[str]:
     return [json.dumps({"id": f"r{i}", "text": f"[MAX {i % 10} [MIN 3 4 ] ]"}) for i in range(count)]
-
-
-def invoke(*args: str, stdin: str | bytes | None = None):
-    return CliRunner().invoke(app, list(args), input=stdin)
 
 
 def assert_prefix_of_answers(path, at_least: int) -> int:
@@ -104,7 +99,7 @@ def test_ctrl_c_keeps_the_answers_written_so_far(model, tmp_path, monkeypatch):
     target = tmp_path / "out.jsonl"
     target.write_text("old content\n")
     result = invoke(
-        "predict", "--model", model, "--output", str(target), "--batch-size", "2", stdin="\n".join(lines(10))
+        "predict", "--model", model, "--output", str(target), "--batch-size", "2", input="\n".join(lines(10))
     )
     assert result.exit_code == 130, result.output
     assert "interrupted by SIGINT: 4 answer(s)" in result.stderr
@@ -126,7 +121,7 @@ def test_a_crash_keeps_the_answers_and_removes_the_temporary_file(model, tmp_pat
     monkeypatch.setattr(core, "answer", crashing)
     target = tmp_path / "out.jsonl"
     result = invoke(
-        "predict", "--model", model, "--output", str(target), "--batch-size", "3", stdin="\n".join(lines(9))
+        "predict", "--model", model, "--output", str(target), "--batch-size", "3", input="\n".join(lines(9))
     )
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
     assert assert_prefix_of_answers(target, 3) == 3
@@ -140,7 +135,7 @@ def test_stale_temporary_files_of_killed_runs_are_swept(model, tmp_path):
     stale.write_text("half")
     live = tmp_path / f".out.jsonl.tmp-{os.getpid()}x"  # not a pid suffix: left alone
     live.write_text("other")
-    result = invoke("predict", "--model", model, "--output", str(tmp_path / "out.jsonl"), stdin=lines(1)[0])
+    result = invoke("predict", "--model", model, "--output", str(tmp_path / "out.jsonl"), input=lines(1)[0])
     assert result.exit_code == 0, result.output
     assert not stale.exists() and live.exists()
 
@@ -174,11 +169,11 @@ def test_non_utf8_input_file_stops_at_its_line_and_keeps_earlier_answers(model, 
 
 
 def test_non_utf8_stdin_is_one_bad_line(model):
-    result = invoke("predict", "--model", model, stdin=latin1_input())
+    result = invoke("predict", "--model", model, input=latin1_input())
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: line 3: not valid UTF-8")
     assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1"]
-    result = invoke("predict", "--model", model, "--skip-invalid", stdin=latin1_input())
+    result = invoke("predict", "--model", model, "--skip-invalid", input=latin1_input())
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["r0", "r1", "r3", "r4"]
     error = json.loads(result.stderr)
@@ -206,9 +201,9 @@ def assert_one_error(result, *parts: str) -> None:
 
 def test_output_that_is_a_directory_is_refused_before_the_work(model, tmp_path, monkeypatch):
     refuse_work(monkeypatch)
-    result = invoke("predict", "--model", model, "--output", str(tmp_path), stdin="\n".join(lines(3)))
+    result = invoke("predict", "--model", model, "--output", str(tmp_path), input="\n".join(lines(3)))
     assert_one_error(result, f"--output {str(tmp_path)!r} is a directory", "give a file name")
-    result = invoke("predict", "--model", model, "--input", str(tmp_path), stdin="")
+    result = invoke("predict", "--model", model, "--input", str(tmp_path), input="")
     assert_one_error(result, "is not a file")
 
 
@@ -218,7 +213,7 @@ def test_parquet_and_csv_inputs_are_read_as_records(model, tmp_path):
     rows = [json.loads(line) for line in lines(4)]
     want = [
         json.loads(x)
-        for x in invoke("predict", "--model", model, stdin="\n".join(lines(4))).stdout.splitlines()
+        for x in invoke("predict", "--model", model, input="\n".join(lines(4))).stdout.splitlines()
     ]
     pd.DataFrame(rows).to_parquet(tmp_path / "in.parquet")
     pd.DataFrame(rows).to_csv(tmp_path / "in.csv", index=False)
@@ -271,7 +266,7 @@ def test_a_damaged_model_directory_is_one_error_line_before_the_work(model, tmp_
         expected = "cannot load its tokenizer"
     refuse_work(monkeypatch)
     target = tmp_path / "out.jsonl"
-    result = invoke("predict", "--model", str(broken), "--output", str(target), stdin="\n".join(lines(2)))
+    result = invoke("predict", "--model", str(broken), "--output", str(target), input="\n".join(lines(2)))
     assert_one_error(result, f"--model {str(broken)!r}: {expected}")
     assert not target.exists()
 

@@ -8,13 +8,13 @@ exact; options that do not fit it fail with one line and exit code 2.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 import torch
 import transformers
-from typer.testing import CliRunner
+from helpers import invoke as _invoke
 
-from yoso_cli.main import app
 from yoso_core.saved import SOFTMAX_MODELS
 from yoso_core.training import merge_config, train
 
@@ -34,10 +34,7 @@ TINY = dict(
     attention="softmax",
 )
 
-
-def invoke(*args: str, input: str | None = None):
-    """Run `yoso ARGS` in process (stdout and stderr apart)."""
-    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+invoke = partial(_invoke, catch_exceptions=False)  # a crash shows its traceback
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_close_rel as close
 
 from yoso_core.attention import yoso_attention
 from yoso_core.attention.backends import REFERENCE, compiled_backend
@@ -27,11 +28,6 @@ def backends(cpu_ops):
     cuda, why_cuda = compiled_backend("cuda")
     assert cuda is not None, why_cuda
     return cpu_ops, cuda
-
-
-def close(actual, expected, rtol=1e-5):
-    scale = expected.abs().max().clamp_min(1e-12).item()
-    torch.testing.assert_close(actual.cpu(), expected.cpu(), rtol=rtol, atol=rtol * scale)
 
 
 @pytest.mark.parametrize(
