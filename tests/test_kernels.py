@@ -295,12 +295,6 @@ def _tiny_sampled_model() -> YosoModel:
     return YosoModel(config)
 
 
-def _set_backend(model: torch.nn.Module, backend: str) -> None:
-    for module in model.modules():
-        if hasattr(module, "backend"):
-            module.backend = backend
-
-
 def test_sampled_model_forward_backward_through_cpu_kernel(cpu_ops):
     model = _tiny_sampled_model()
     ids = torch.randint(0, 99, (2, 37), generator=torch.Generator().manual_seed(9))
@@ -308,7 +302,7 @@ def test_sampled_model_forward_backward_through_cpu_kernel(cpu_ops):
     attention_mask[1, 25:] = 0
     results = {}
     for backend in ("cpu", "reference"):
-        _set_backend(model, backend)
+        model.set_attention_backend(backend)
         model.zero_grad()
         torch.manual_seed(3)  # the same hash functions for both backends
         out = model(input_ids=ids, attention_mask=attention_mask).last_hidden_state

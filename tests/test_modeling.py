@@ -246,3 +246,11 @@ def test_float16_attention_is_computed_in_float32_or_refused(expectation):
     same = torch.nn.functional.normalize(torch.ones(1, 1, 1000, 16), dim=-1).half()
     with pytest.raises(ValueError, match=r"float16 attention output would overflow.*65504"):
         yoso_attention(same, same, torch.full((1, 1, 1000, 16), 100.0).half(), **kwargs)
+
+
+def test_set_attention_backend_reaches_every_attention_layer():
+    model = yoso_core.YosoForSequenceClassification(YosoConfig(**TINY, num_labels=2))
+    layers = [m for m in model.modules() if hasattr(m, "backend")]
+    assert len(layers) == TINY["num_hidden_layers"] and {m.backend for m in layers} == {"auto"}
+    model.set_attention_backend("reference")
+    assert {m.backend for m in layers} == {"reference"}

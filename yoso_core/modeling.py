@@ -325,6 +325,12 @@ class YosoPreTrainedModel(PreTrainedModel):
         check_model_config(config)
         super().__init__(config, *inputs, **kwargs)
 
+    def set_attention_backend(self, backend: str) -> None:
+        """Run every attention layer on ``backend`` (``"auto"``, ``"reference"`` or a compiled one)."""
+        for module in self.modules():
+            if isinstance(module, YosoSelfAttention):
+                module.backend = backend
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         std = self.config.initializer_range

@@ -157,10 +157,7 @@ def build_model(cfg: BenchConfig, impl: str, max_len: int) -> torch.nn.Module:
     torch.manual_seed(0)
     if impl == "yoso":
         model = YosoModel(config)
-        backend = _yoso_backend(cfg.device)
-        for module in model.modules():
-            if hasattr(module, "backend"):
-                module.backend = backend
+        model.set_attention_backend(_yoso_backend(cfg.device))
     else:
         shared = dict(
             vocab_size=config.vocab_size,
