@@ -325,6 +325,32 @@ class YosoPreTrainedModel(PreTrainedModel):
         check_model_config(config)
         super().__init__(config, *inputs, **kwargs)
 
+    def _resolve_return_dict(self, return_dict: bool | None) -> bool:
+        """The ``return_dict`` of a call: the argument, else the config's."""
+        return self.config.return_dict if return_dict is None else return_dict
+
+    def _encode(
+        self,
+        input_ids,
+        attention_mask,
+        token_type_ids,
+        position_ids,
+        inputs_embeds,
+        output_attentions,
+        output_hidden_states,
+    ):
+        """The encoder's output (always a ``BaseModelOutput``) that every head starts from."""
+        return self.yoso(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            return_dict=True,
+        )
+
     def set_attention_backend(self, backend: str) -> None:
         """Run every attention layer on ``backend`` (``"auto"``, ``"reference"`` or a compiled one)."""
         for module in self.modules():
@@ -384,7 +410,7 @@ class YosoModel(YosoPreTrainedModel):
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return_dict = self._resolve_return_dict(return_dict)
         if input_ids is not None and inputs_embeds is not None:
             raise ValueError("You cannot specify both input_ids and inputs_embeds at the same time")
         if input_ids is not None:
@@ -463,8 +489,8 @@ class YosoForMaskedLM(YosoPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(
+        return_dict = self._resolve_return_dict(return_dict)
+        outputs = self._encode(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -472,7 +498,6 @@ class YosoForMaskedLM(YosoPreTrainedModel):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            return_dict=True,
         )
         logits = self.cls(outputs.last_hidden_state)
         loss = None
@@ -524,8 +549,8 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(
+        return_dict = self._resolve_return_dict(return_dict)
+        outputs = self._encode(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -533,7 +558,6 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            return_dict=True,
         )
         logits = self.classifier(outputs.last_hidden_state)
         loss = None
@@ -585,21 +609,20 @@ class YosoForMultipleChoice(YosoPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return_dict = self._resolve_return_dict(return_dict)
         num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
 
         def flat(t):  # (batch, choices, seq, ...) -> (batch*choices, seq, ...)
             return None if t is None else t.reshape(-1, *t.shape[2:])
 
-        outputs = self.yoso(
+        outputs = self._encode(
             flat(input_ids),
-            attention_mask=flat(attention_mask),
-            token_type_ids=flat(token_type_ids),
-            position_ids=flat(position_ids),
-            inputs_embeds=flat(inputs_embeds),
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            flat(inputs_embeds),
+            output_attentions,
+            output_hidden_states,
         )
         pooled = nn.functional.relu(self.pre_classifier(outputs.last_hidden_state[:, 0]))
         logits = self.classifier(pooled).view(-1, num_choices)
@@ -635,8 +658,8 @@ class YosoForTokenClassification(YosoPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(
+        return_dict = self._resolve_return_dict(return_dict)
+        outputs = self._encode(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -644,7 +667,6 @@ class YosoForTokenClassification(YosoPreTrainedModel):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None
@@ -690,8 +712,8 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.yoso(
+        return_dict = self._resolve_return_dict(return_dict)
+        outputs = self._encode(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -699,7 +721,6 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
             inputs_embeds,
             output_attentions,
             output_hidden_states,
-            return_dict=True,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)
         start_logits, end_logits = (t.squeeze(-1) for t in logits.split(1, dim=-1))
