@@ -1,4 +1,4 @@
-"""Shared fixtures: deterministic seeds, one torch thread, the compiled CPU kernels, tiny configs."""
+"""Shared fixtures: deterministic seeds, one torch thread, the compiled CPU kernels."""
 
 from __future__ import annotations
 
@@ -49,15 +49,3 @@ def cpu_ops(cpu_library):
     backend, why = compiled_backend("cpu")
     assert backend is not None, why
     return backend
-
-
-TINY = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=64,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)

@@ -1,4 +1,4 @@
-"""What several test files share: the closeness check of kernels against the reference, the CLI invoker."""
+"""What several test files share: the tiny model config, the kernel closeness check, the CLI invoker."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from typer.testing import CliRunner, Result
 from yoso_cli.main import app
 
 RTOL = 1e-5
+# The tiny YOSO encoder of the model tests (dropout off, so two runs of it compare exactly).
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rtol: float = RTOL) -> None:

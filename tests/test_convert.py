@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 import transformers
+from helpers import TINY
 from safetensors.torch import load_file, save_file
 from torch import nn
 from typer.testing import CliRunner
@@ -16,15 +17,7 @@ import yoso_core
 from yoso_cli.main import app
 from yoso_core.convert import ConvertError, ConvertOptions, convert, extend_positions, looks_like_model_dir
 
-SMALL = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)
+SMALL = {k: v for k, v in TINY.items() if k != "max_position_embeddings"}
 
 
 def _ids(n: int, batch: int = 2, seed: int = 3) -> torch.Tensor:

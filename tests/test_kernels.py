@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_close_rel
+from helpers import TINY, assert_close_rel
 
 from yoso_core import YosoConfig, YosoModel
 from yoso_core.attention import backends as backends_module
@@ -279,14 +279,7 @@ def test_yoso_attention_cpu_equals_reference(cpu_ops):
 
 def _tiny_sampled_model() -> YosoModel:
     config = YosoConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=80,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        **{**TINY, "max_position_embeddings": 80},
         use_expectation=False,
         num_hash=8,
         hash_code_len=5,

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
+from helpers import TINY
 
 import yoso_core
-from tests.conftest import TINY
 from yoso_core import YosoConfig, YosoModel
 
 MODES = {

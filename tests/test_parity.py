@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from helpers import TINY
 
 import yoso_core
-from tests.conftest import TINY
 
 HEADS = {
     "YosoModel": dict(),
