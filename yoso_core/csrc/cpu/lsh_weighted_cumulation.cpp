@@ -21,7 +21,8 @@
 namespace yoso {
 namespace {
 
-struct WeightedWorker {
+// What one weighted cumulation reads: float32 rows, contiguous, with their sizes.
+struct WeightedInputs {
   const int32_t* query_codes;  // (bh, n_q, m)
   const int32_t* key_codes;    // (bh, n_k, m)
   const float* query_mask;     // (bh, n_q)
@@ -30,15 +31,15 @@ struct WeightedWorker {
   const float* key_weight;     // (bh, n_k, w)
   const float* value;          // (bh, n_k, d)
   int64_t n_q, n_k, w, d, m;
+  int64_t rows;  // rows of one hash's bucket table, 2^hash_code_len
+};
+
+struct WeightedWorker : WeightedInputs {
   BucketLists buckets;
   std::vector<float> table;  // (w, d), table form
   PairwiseProduct pairwise;
 
-  WeightedWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const float* qw,
-                 const float* kw, const float* v, int64_t n_q_, int64_t n_k_, int64_t w_, int64_t d_,
-                 int64_t m_, int64_t rows)
-      : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), query_weight(qw), key_weight(kw),
-        value(v), n_q(n_q_), n_k(n_k_), w(w_), d(d_), m(m_), buckets(rows, n_q_, n_k_) {}
+  explicit WeightedWorker(const WeightedInputs& in) : WeightedInputs(in), buckets(in.rows, in.n_q, in.n_k) {}
 
   void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* out) {
     const float* qm = query_mask + b * n_q;
@@ -78,16 +79,16 @@ at::Tensor lsh_weighted_cumulation_cpu(const at::Tensor& query_codes, const at::
   const at::Tensor qw = query_weight.to(at::kFloat).contiguous();
   const at::Tensor kw = key_weight.to(at::kFloat).contiguous();
   const at::Tensor v = value.to(at::kFloat).contiguous();
-  const int32_t* qc_ptr = qc.const_data_ptr<int32_t>();
-  const int32_t* kc_ptr = kc.const_data_ptr<int32_t>();
-  const float* qm_ptr = qm.const_data_ptr<float>();
-  const float* km_ptr = km.const_data_ptr<float>();
-  const float* qw_ptr = qw.const_data_ptr<float>();
-  const float* kw_ptr = kw.const_data_ptr<float>();
-  const float* v_ptr = v.const_data_ptr<float>();
-  return accumulate_over_hashes(bh, n_q, d, m, qm, [&] {
-    return WeightedWorker(qc_ptr, kc_ptr, qm_ptr, km_ptr, qw_ptr, kw_ptr, v_ptr, n_q, n_k, w, d, m, rows);
-  });
+  WeightedInputs in;
+  in.query_codes = qc.const_data_ptr<int32_t>();
+  in.key_codes = kc.const_data_ptr<int32_t>();
+  in.query_mask = qm.const_data_ptr<float>();
+  in.key_mask = km.const_data_ptr<float>();
+  in.query_weight = qw.const_data_ptr<float>();
+  in.key_weight = kw.const_data_ptr<float>();
+  in.value = v.const_data_ptr<float>();
+  in.n_q = n_q, in.n_k = n_k, in.w = w, in.d = d, in.m = m, in.rows = rows;
+  return accumulate_over_hashes(bh, n_q, d, m, qm, [&] { return WeightedWorker(in); });
 }
 
 }  // namespace
