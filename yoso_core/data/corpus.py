@@ -11,7 +11,9 @@ The text differs a little between Python versions, so "deterministic" means for 
 
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 _SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=["A-Z])')
@@ -74,3 +76,14 @@ def split_of(index: int, split: str) -> bool:
     A fixed interleaved split keeps validation text out of training for every seed.
     """
     return (index % 10 == 9) == (split == "validation")
+
+
+def filler(rng: random.Random, pool: Sequence[str], words: int) -> list[str]:
+    """Consecutive sentences of ``pool`` from a random start, at least ``words`` words in all."""
+    start = rng.randrange(len(pool))
+    out, total = [], 0
+    while total < words:
+        sentence = pool[(start + len(out)) % len(pool)]
+        out.append(sentence)
+        total += len(sentence.split())
+    return out

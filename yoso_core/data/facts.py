@@ -31,16 +31,6 @@ _TEMPLATE = "The {key} code is {value}."
 QUESTION = "What is the {key} code?"
 
 
-def _document(rng: random.Random, pool: list[str], words: int) -> list[str]:
-    start = rng.randrange(len(pool))
-    out, total = [], 0
-    while total < words:
-        sentence = pool[(start + len(out)) % len(pool)]
-        out.append(sentence)
-        total += len(sentence.split())
-    return out
-
-
 def generate(
     seed: int | str, count: int, seq_len: int, *, split: str = "train", facts: int = FACTS
 ) -> list[dict]:
@@ -51,7 +41,7 @@ def generate(
     pool = [s for i, s in enumerate(corpus.sentences()) if corpus.split_of(i, split)]
     records = []
     for _ in range(count):
-        sentences = _document(rng, pool, max(int(seq_len * WORDS_PER_TOKEN), 4))
+        sentences = corpus.filler(rng, pool, max(int(seq_len * WORDS_PER_TOKEN), 4))
         keys = rng.sample(KEYS, facts)
         values = [str(v) for v in rng.sample(range(1000, 10000), facts)]
         # final positions of the facts among the sentences: distinct, in order

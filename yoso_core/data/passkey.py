@@ -20,23 +20,13 @@ _TEMPLATE = "The pass key is {key}. Remember it."
 _PREFIX = "The pass key is "
 
 
-def _document(rng: random.Random, pool: list[str], words: int) -> list[str]:
-    start = rng.randrange(len(pool))
-    out, total = [], 0
-    while total < words:
-        sentence = pool[(start + len(out)) % len(pool)]
-        out.append(sentence)
-        total += len(sentence.split())
-    return out
-
-
 def generate(seed: int | str, count: int, seq_len: int, *, split: str = "train") -> list[dict]:
     """``count`` pass-key QA records from ``seed``, contexts of about ``seq_len`` words."""
     rng = random.Random(f"passkey-{seed}")
     pool = [s for i, s in enumerate(corpus.sentences()) if corpus.split_of(i, split)]
     records = []
     for _ in range(count):
-        sentences = _document(rng, pool, max(seq_len, 8))
+        sentences = corpus.filler(rng, pool, max(seq_len, 8))
         key = str(rng.randint(10000, 99999))
         sentences.insert(rng.randint(0, len(sentences)), _TEMPLATE.format(key=key))
         context = " ".join(sentences)
