@@ -221,7 +221,7 @@ def test_bad_data_and_config_files_exit_2_naming_the_problem(tmp_path):
         "1",
     )
     assert result.exit_code == 2
-    assert "bad.jsonl" in result.stderr and "2" in result.stderr and "label" in result.stderr
+    assert "bad.jsonl: line 2:" in result.stderr and "label" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (out / "metrics.jsonl").exists()
 

@@ -110,7 +110,9 @@ def command(
         help="Draw time and memory against length (log-log) into this PNG file; needs matplotlib.",
     ),
     targets: bool = typer.Option(
-        True, "--targets/--no-targets", help="Check DESIGN.md's performance targets that were measured."
+        True,
+        "--targets/--no-targets",
+        help="Check the performance targets (docs/bench.md) that were measured.",
     ),
 ) -> None:
     """Benchmark softmax (SDPA), YOSO-E and sampled YOSO on every available backend, side by side.
@@ -256,7 +258,7 @@ def _table(rows, cfg):
 def _targets_table(checks):
     from rich.table import Table
 
-    table = Table(title="performance targets (DESIGN.md)")
+    table = Table(title="performance targets")
     for name in ("target", "required", "measured", "status"):
         table.add_column(name)
     for c in checks:
