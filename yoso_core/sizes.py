@@ -52,11 +52,13 @@ def softmax_config(name: str, **overrides: Any):
     """
     from transformers import RobertaConfig
 
+    from .saved import ROBERTA_POSITION_OFFSET
+
     if name not in MODEL_SIZES:
         raise ValueError(
             f"unknown model size {name!r}; choose one of {', '.join(MODEL_SIZES)} or give a directory"
         )
     fields = {**MODEL_SIZES[name], "type_vocab_size": 1, "layer_norm_eps": 1e-12, **overrides}
     if "max_position_embeddings" in fields:
-        fields["max_position_embeddings"] = int(fields["max_position_embeddings"]) + 2
+        fields["max_position_embeddings"] = int(fields["max_position_embeddings"]) + ROBERTA_POSITION_OFFSET
     return RobertaConfig(**fields)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..devices import torch_dtypes
+from ..saved import ROBERTA_POSITION_OFFSET
 from .config import BenchConfig
 
 DTYPES = torch_dtypes()
@@ -174,7 +175,7 @@ def build_model(cfg: BenchConfig, impl: str, max_len: int) -> torch.nn.Module:
         if impl == "softmax":
             # RoBERTa's position ids start at 2 like YOSO's, so its table needs two more rows.
             theirs = transformers.RobertaConfig(
-                **shared, max_position_embeddings=config.max_position_embeddings + 2
+                **shared, max_position_embeddings=config.max_position_embeddings + ROBERTA_POSITION_OFFSET
             )
             model = transformers.RobertaModel._from_config(theirs, attn_implementation="sdpa")
         else:

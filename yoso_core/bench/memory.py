@@ -18,26 +18,24 @@ from .config import MEMORY_CHILD, MEMORY_CHILD_RU, BenchConfig
 from .timing import classify_failure
 
 
-def _proc_status_kib(key: str) -> int | None:
+def _proc_kib(path: str, key: str) -> int | None:
+    """The ``key:`` field (in KiB) of a /proc file such as /proc/self/status or /proc/meminfo."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def _proc_status_kib(key: str) -> int | None:
+    return _proc_kib("/proc/self/status", key)
 
 
 def _meminfo_kib(key: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return _proc_kib("/proc/meminfo", key)
 
 
 @contextlib.contextmanager
@@ -90,8 +88,9 @@ def measure_cpu_call(call: Callable[[], None], warm: Callable[[], None] | None =
     start = time.perf_counter()
     call()
     seconds = time.perf_counter() - start
-    if can_reset and _proc_status_kib("VmHWM") is not None:
-        peak_kib, method = _proc_status_kib("VmHWM") - before, MEMORY_CHILD
+    hwm = _proc_status_kib("VmHWM") if can_reset else None
+    if hwm is not None:
+        peak_kib, method = hwm - before, MEMORY_CHILD
     else:
         peak_kib, method = (
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - max(before, ru_before),

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..devices import torch_dtypes
-from ..saved import TOKENIZER_FILES  # noqa: F401  (re-exported: the files a conversion copies)
+from ..saved import (
+    ROBERTA_POSITION_OFFSET,
+    TOKENIZER_FILES,  # noqa: F401  (re-exported: the files a conversion copies)
+)
 
 SOURCES = ("original", "roberta", "bert", "transformers")
 DTYPES = torch_dtypes()
 # Position ids of YOSO (and RoBERTa) start at 2: rows 0 and 1 of the table are never used.
-POSITION_OFFSET = 2
+POSITION_OFFSET = ROBERTA_POSITION_OFFSET
 CHECKPOINT_SUFFIXES = (".model", ".cp", ".pt", ".pth", ".bin", ".ckpt")
 WEIGHT_FILES = (
     "model.safetensors",
