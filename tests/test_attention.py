@@ -14,7 +14,6 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from yoso_core.attention import hash_codes, yoso_attention
-from yoso_core.attention.backends import REFERENCE
 from yoso_core.attention.expectation import expectation_weights
 from yoso_core.attention.hashing import (
     draw_fast_hash_diagonals,
@@ -24,7 +23,8 @@ from yoso_core.attention.hashing import (
     pack_bits,
     padded_dim,
 )
-from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
+from yoso_core.attention.lsh_attention import lsh_attention
+from yoso_core.attention.sampled import lsh_cumulation, lsh_weighted_cumulation
 
 
 def unit(*shape, gen=None):
@@ -390,7 +390,7 @@ def test_value_gradient_passes_gradcheck_with_fixed_codes():
     v = torch.randn(bh, n, d, generator=gen, dtype=torch.float64, requires_grad=True)
 
     def f(value):
-        return LshCumulation.apply(q, k, value, mask, mask, q_codes, k_codes, tau, True, REFERENCE)
+        return lsh_attention(q, k, value, mask, mask, q_codes, k_codes, tau, True, "reference")
 
     assert torch.autograd.gradcheck(f, (v,), eps=1e-6, atol=1e-8)
 
@@ -440,3 +440,38 @@ def test_bad_input_is_a_value_error_naming_the_problem(make, words):
         yoso_attention(q, k, v, mask, **kwargs)
     for word in words:
         assert word in str(err.value), str(err.value)
+
+
+def _lsh_attention_args(seed: int, backend: str, lsh_backward: bool):
+    gen = torch.Generator().manual_seed(seed)
+    bh, n_q, n_k, d, m, tau = 2, 11, 13, 8, 4, 3
+    q = unit(bh, n_q, d, gen=gen).requires_grad_()
+    k = unit(bh, n_k, d, gen=gen).requires_grad_()
+    v = torch.randn(bh, n_k, d, generator=gen, requires_grad=True)
+    q_mask, k_mask = torch.ones(bh, n_q), torch.ones(bh, n_k)
+    q_mask[1, 8:], k_mask[0, 10:] = 0, 0
+    q_codes = torch.randint(0, 1 << tau, (bh, n_q, m), generator=gen, dtype=torch.int32)
+    k_codes = torch.randint(0, 1 << tau, (bh, n_k, m), generator=gen, dtype=torch.int32)
+    return (q, k, v, q_mask, k_mask, q_codes, k_codes, tau, lsh_backward, backend)
+
+
+@pytest.mark.parametrize("lsh_backward", [True, False])
+def test_lsh_attention_opcheck_covers_the_backward(lsh_backward):
+    """Schema, fake, autograd registration and traced forward + backward of the sampled operator."""
+    args = _lsh_attention_args(3, "reference", lsh_backward)
+    torch.library.opcheck(torch.ops.yoso.lsh_attention.default, args)
+    out = lsh_attention(*args)
+    out.backward(torch.ones_like(out))
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in args[:3])
+
+
+def test_lsh_attention_backward_modes_differ_only_in_query_and_key_gradients():
+    """Both backwards give the same forward; the surrogate is YOSO-E's gradient, not the LSH estimate."""
+    grads = []
+    for lsh_backward in (True, False):
+        args = _lsh_attention_args(4, "reference", lsh_backward)
+        out = lsh_attention(*args)
+        out.backward(torch.ones_like(out))
+        grads.append((out.detach(), *(t.grad for t in args[:3])))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    assert not torch.allclose(grads[0][1], grads[1][1])

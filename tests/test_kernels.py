@@ -17,7 +17,8 @@ from yoso_core.attention import backends as backends_module
 from yoso_core.attention import hash_codes, ops, yoso_attention
 from yoso_core.attention.backends import REFERENCE, compiled_backend, resolve_backend
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
-from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
+from yoso_core.attention.lsh_attention import lsh_attention
+from yoso_core.attention.sampled import lsh_cumulation, lsh_weighted_cumulation
 
 
 def random_codes(bh, n, num_hash, tau, gen, skew=False):
@@ -170,7 +171,7 @@ def test_lsh_backward_gradients_match_reference(cpu_ops):
     results = []
     for backend in (cpu_ops, REFERENCE):
         qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
-        out = LshCumulation.apply(qq, kk, vv, mask, mask, qc, kc, tau, True, backend)
+        out = lsh_attention(qq, kk, vv, mask, mask, qc, kc, tau, True, backend.name)
         out.backward(grad)
         results.append((out.detach(), qq.grad, kk.grad, vv.grad))
     for got, want in zip(results[0], results[1]):
@@ -192,6 +193,42 @@ def test_opcheck(cpu_ops):
     torch.library.opcheck(torch.ops.yoso.lsh_cumulation.default, (qc, kc, qm, km, value, 6))
     qw, kw = torch.randn(2, 11, 5, generator=gen), torch.randn(2, 13, 5, generator=gen)
     torch.library.opcheck(torch.ops.yoso.lsh_weighted_cumulation.default, (qc, kc, qm, km, qw, kw, value, 6))
+
+
+@pytest.mark.parametrize("lsh_backward", [True, False])
+def test_lsh_attention_opcheck_on_the_compiled_backend(cpu_ops, lsh_backward):
+    """The differentiable operator over the compiled kernels: fake, autograd and traced backward."""
+    gen = torch.Generator().manual_seed(8)
+    q = torch.nn.functional.normalize(torch.randn(2, 11, 16, generator=gen), dim=-1).requires_grad_()
+    k = torch.nn.functional.normalize(torch.randn(2, 13, 16, generator=gen), dim=-1).requires_grad_()
+    v = torch.randn(2, 13, 16, generator=gen, requires_grad=True)
+    qc, kc = random_codes(2, 11, 8, 5, gen), random_codes(2, 13, 8, 5, gen)
+    qm, km = padded_mask(2, 11, gen), padded_mask(2, 13, gen)
+    torch.library.opcheck(
+        torch.ops.yoso.lsh_attention.default, (q, k, v, qm, km, qc, kc, 5, lsh_backward, "cpu")
+    )
+
+
+def test_sampled_training_step_compiles_without_graph_breaks(cpu_ops):
+    """``torch.compile(fullgraph=True)`` traces the sampled forward and its LSH backward."""
+    gen = torch.Generator().manual_seed(9)
+    q = torch.nn.functional.normalize(torch.randn(2, 40, 16, generator=gen), dim=-1)
+    k = torch.nn.functional.normalize(torch.randn(2, 40, 16, generator=gen), dim=-1)
+    v = torch.randn(2, 40, 16, generator=gen)
+    qc, kc = random_codes(2, 40, 8, 4, gen), random_codes(2, 40, 8, 4, gen)
+    mask = padded_mask(2, 40, gen)
+
+    def step(query, key, value):
+        return (lsh_attention(query, key, value, mask, mask, qc, kc, 4, True, "cpu") ** 2).sum()
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    grads = []
+    for fn in (step, compiled):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        fn(*leaves).backward()
+        grads.append([t.grad for t in leaves])
+    for got, want in zip(grads[1], grads[0]):
+        assert_close_rel(got, want)
 
 
 # ---------------------------------------------------------------------------------------------- errors

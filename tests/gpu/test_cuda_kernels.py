@@ -12,7 +12,8 @@ from helpers import assert_close_rel as close
 from yoso_core.attention import yoso_attention
 from yoso_core.attention.backends import REFERENCE, compiled_backend
 from yoso_core.attention.hashing import draw_fast_hash_diagonals, fast_hash
-from yoso_core.attention.sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
+from yoso_core.attention.lsh_attention import lsh_attention
+from yoso_core.attention.sampled import lsh_cumulation, lsh_weighted_cumulation
 from yoso_core.kernels import build
 
 pytestmark = [
@@ -82,8 +83,8 @@ def test_gradients_on_cuda(backends):
     results = []
     for backend, device in ((cuda, "cuda"), (REFERENCE, "cpu")):
         leaves = [t.to(device).requires_grad_() for t in (q, k, v)]
-        out = LshCumulation.apply(
-            *leaves, mask.to(device), mask.to(device), qc.to(device), kc.to(device), tau, True, backend
+        out = lsh_attention(
+            *leaves, mask.to(device), mask.to(device), qc.to(device), kc.to(device), tau, True, backend.name
         )
         out.backward(grad.to(device))
         results.append([out.detach()] + [t.grad for t in leaves])

@@ -18,7 +18,8 @@ from ..config import hash_setting_error
 from . import hashing
 from .backends import BACKENDS, REFERENCE, Backend, resolve_backend
 from .expectation import expectation_weights, yoso_e
-from .sampled import LshCumulation, lsh_cumulation, lsh_weighted_cumulation
+from .lsh_attention import lsh_attention
+from .sampled import lsh_cumulation, lsh_weighted_cumulation
 
 __all__ = [
     "BACKENDS",
@@ -26,6 +27,7 @@ __all__ = [
     "Backend",
     "expectation_weights",
     "hash_codes",
+    "lsh_attention",
     "lsh_cumulation",
     "lsh_weighted_cumulation",
     "resolve_backend",
@@ -165,9 +167,11 @@ def yoso_attention(
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         out = yoso_e(q, k, v, q_mask, k_mask, hash_code_len)
     else:
-        ops = resolve_backend(backend, query.device)
+        chosen = resolve_backend(backend, query.device)
         q_codes, k_codes = hash_codes(
-            query, key, num_hash, hash_code_len, fast_hash=fast_hash, backend=ops, generator=generator
+            query, key, num_hash, hash_code_len, fast_hash=fast_hash, backend=chosen, generator=generator
         )
-        out = LshCumulation.apply(q, k, v, q_mask, k_mask, q_codes, k_codes, hash_code_len, lsh_backward, ops)
+        out = lsh_attention(
+            q, k, v, q_mask, k_mask, q_codes, k_codes, hash_code_len, lsh_backward, chosen.name
+        )
     return out.reshape(b, h, n_q, d_v)

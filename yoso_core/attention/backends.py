@@ -67,6 +67,16 @@ def compiled_backend(device_type: str) -> tuple[Backend | None, str]:
     )
 
 
+def backend_named(name: str) -> Backend:
+    """The backend ``name`` ("reference", "cpu" or "cuda") itself, for an operator handed its name."""
+    if name == "reference":
+        return REFERENCE
+    backend, why = compiled_backend(name)
+    if backend is None:
+        raise RuntimeError(f"backend {name!r} is unavailable: {why}")
+    return backend
+
+
 def resolve_backend(name: str, device: torch.device) -> Backend:
     """Pick the backend ``name`` for tensors on ``device``; see the module docstring."""
     global _warned_fallback

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import torch
 
-from .expectation import expectation_weights, surrogate_backward
-
 # Elements of the per-chunk bucket contributions in the reference weighted cumulation.
 _WEIGHTED_CHUNK_ELEMENTS = 1 << 24
 
@@ -144,44 +142,3 @@ def lsh_backward(
         tau,
     )
     return grad_query, grad_key, grad_value
-
-
-class LshCumulation(torch.autograd.Function):
-    """Sampled YOSO forward with the LSH or surrogate backward, over one backend's operators.
-
-    ``ops`` provides ``lsh_cumulation`` and ``lsh_backward`` with the reference signatures.
-    """
-
-    @staticmethod
-    def forward(
-        ctx, query, key, value, query_mask, key_mask, query_codes, key_codes, hash_code_len, lsh_backward, ops
-    ):
-        out = ops.lsh_cumulation(query_codes, key_codes, query_mask, key_mask, value, hash_code_len)
-        ctx.save_for_backward(query, key, value, query_mask, key_mask, query_codes, key_codes)
-        ctx.hash_code_len, ctx.lsh_backward, ctx.ops = hash_code_len, lsh_backward, ops
-        return out.to(value.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        query, key, value, query_mask, key_mask, query_codes, key_codes = ctx.saved_tensors
-        tau, ops = ctx.hash_code_len, ctx.ops
-        grad = grad.contiguous()
-        if ctx.lsh_backward:
-            grad_query, grad_key, grad_value = ops.lsh_backward(
-                query_codes, key_codes, query_mask, key_mask, query, key, value, grad, tau
-            )
-        else:
-            weights = expectation_weights(query, key, query_mask, key_mask, tau)
-            grad_query, grad_key, grad_value = surrogate_backward(grad, weights, query, key, value, tau)
-        return (
-            grad_query.to(query.dtype),
-            grad_key.to(key.dtype),
-            grad_value.to(value.dtype),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
