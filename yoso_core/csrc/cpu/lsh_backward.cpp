@@ -32,15 +32,25 @@ namespace {
 // the matrix products would mostly multiply zeros.
 constexpr int64_t kSmallBucket = 4;
 
+// What one backward reads: codes, float32 masks and the rows of both sides, contiguous, with their sizes.
 template <typename scalar_t>
-struct BackwardWorker {
+struct BackwardInputs {
   const int32_t* query_codes;  // (bh, n_q, m)
   const int32_t* key_codes;    // (bh, n_k, m)
   const float* query_mask;     // (bh, n_q)
   const float* key_mask;       // (bh, n_k)
   const scalar_t* query_rows;  // (bh, n_q, d + dv): query_i then grad_i
   const scalar_t* key_rows;    // (bh, n_k, d + dv): key_j then value_j
-  int64_t n_q, n_k, d, dv, m, width;
+  int64_t n_q, n_k, d, dv, m;
+  int64_t rows;  // rows of one hash's bucket table, 2^hash_code_len
+};
+
+template <typename scalar_t>
+struct BackwardWorker : BackwardInputs<scalar_t> {
+  using Inputs = BackwardInputs<scalar_t>;
+  using Inputs::query_codes, Inputs::key_codes, Inputs::query_mask, Inputs::key_mask, Inputs::query_rows,
+      Inputs::key_rows, Inputs::n_q, Inputs::n_k, Inputs::d, Inputs::dv, Inputs::m;
+  int64_t width;  // d + dv
   BucketLists buckets;
   // one bucket's rows, gathered contiguously in float32
   std::vector<float> packed_g;   // (nq, dv): output gradients
@@ -53,11 +63,8 @@ struct BackwardWorker {
   std::vector<int32_t> key_bucket;  // (n_k,): bucket of each key, -1 when masked
   std::vector<float> row;        // (16, dv): a tile of values being transposed
 
-  BackwardWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const scalar_t* qg,
-                 const scalar_t* kv, int64_t n_q_, int64_t n_k_, int64_t d_, int64_t dv_, int64_t m_, int64_t rows)
-      : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), query_rows(qg), key_rows(kv), n_q(n_q_),
-        n_k(n_k_), d(d_), dv(dv_), m(m_), width(d_ + dv_), buckets(rows, n_q_, n_k_), key_bucket(n_k_),
-        row(kVec * dv_) {}
+  explicit BackwardWorker(const Inputs& in)
+      : Inputs(in), width(in.d + in.dv), buckets(in.rows, in.n_q, in.n_k), key_bucket(in.n_k), row(kVec * in.dv) {}
 
   // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots), 0 for
   // the direct form of small buckets.
@@ -228,12 +235,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(
     float* gk_ptr = gk.mutable_data_ptr<float>();
     float* gv_ptr = gv.mutable_data_ptr<float>();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "yoso_lsh_backward_cpu", [&] {
-      auto make_worker = [&] {
-        return BackwardWorker<scalar_t>(qc.const_data_ptr<int32_t>(), kc.const_data_ptr<int32_t>(),
-                                        qm.const_data_ptr<float>(), km.const_data_ptr<float>(),
-                                        qg.const_data_ptr<scalar_t>(), kv.const_data_ptr<scalar_t>(), n_q, n_k,
-                                        d, dv, m, rows);
-      };
+      BackwardInputs<scalar_t> in;
+      in.query_codes = qc.const_data_ptr<int32_t>();
+      in.key_codes = kc.const_data_ptr<int32_t>();
+      in.query_mask = qm.const_data_ptr<float>();
+      in.key_mask = km.const_data_ptr<float>();
+      in.query_rows = qg.const_data_ptr<scalar_t>();
+      in.key_rows = kv.const_data_ptr<scalar_t>();
+      in.n_q = n_q, in.n_k = n_k, in.d = d, in.dv = dv, in.m = m, in.rows = rows;
+      auto make_worker = [&] { return BackwardWorker<scalar_t>(in); };
       for_each_hash_group(
           bh, m, groups, make_worker,
           [&](BackwardWorker<scalar_t>& worker, int64_t b, int64_t grp, int64_t f_begin, int64_t f_end) {
