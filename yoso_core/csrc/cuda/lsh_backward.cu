@@ -30,35 +30,47 @@ namespace {
 
 constexpr int kWarp = 32;
 
+// What the backward kernel reads and writes, float32 rows, contiguous: the kernel's single argument.
+struct BackwardArgs {
+  const int64_t* order;     // (bh, m, n_k): keys of each (b, f) in bucket order
+  const int64_t* first;     // (bh, m, n_q): start of query i's bucket in order
+  const int64_t* last;      // (bh, m, n_q): end of query i's bucket in order
+  const float* query_mask;  // (bh, n_q)
+  const float* key_mask;    // (bh, n_k)
+  const float* query;       // (bh, n_q, d)
+  const float* key;         // (bh, n_k, d)
+  const float* value;       // (bh, n_k, dv)
+  const float* grad;        // (bh, n_q, dv)
+  float* grad_query;        // (bh, n_q, d)
+  float* grad_key;          // (bh, n_k, d)
+  float* grad_value;        // (bh, n_k, dv)
+  int64_t bh, n_q, n_k, d, dv, m;
+};
+
 // One warp per (b, f, i): blockIdx.x * warps_per_block + warp = (b * m + f) * n_q + i.
-__global__ void backward_kernel(const int64_t* __restrict__ order, const int64_t* __restrict__ first,
-                                const int64_t* __restrict__ last, const float* __restrict__ query_mask,
-                                const float* __restrict__ key_mask, const float* __restrict__ query,
-                                const float* __restrict__ key, const float* __restrict__ value,
-                                const float* __restrict__ grad, float* __restrict__ grad_query,
-                                float* __restrict__ grad_key, float* __restrict__ grad_value, int64_t bh,
-                                int64_t n_q, int64_t n_k, int64_t d, int64_t dv, int64_t m) {
+__global__ void backward_kernel(const BackwardArgs args) {
+  const int64_t n_q = args.n_q, n_k = args.n_k, d = args.d, dv = args.dv, m = args.m;
   const int64_t warps_per_block = blockDim.x / kWarp;
   const int64_t task = static_cast<int64_t>(blockIdx.x) * warps_per_block + threadIdx.x / kWarp;
   const int lane = static_cast<int>(threadIdx.x % kWarp);
-  if (task >= bh * m * n_q) return;
+  if (task >= args.bh * m * n_q) return;
   const int64_t i = task % n_q, bf = task / n_q, b = bf / m;
-  const float qmask = query_mask[b * n_q + i];
+  const float qmask = args.query_mask[b * n_q + i];
   if (qmask == 0.0f) return;
-  const float* g = grad + (b * n_q + i) * dv;
-  const float* q = query + (b * n_q + i) * d;
-  float* gq = grad_query + (b * n_q + i) * d;
-  const int64_t* keys = order + bf * n_k;  // keys of (b, f) in bucket order
-  for (int64_t p = first[task]; p < last[task]; ++p) {
+  const float* g = args.grad + (b * n_q + i) * dv;
+  const float* q = args.query + (b * n_q + i) * d;
+  float* gq = args.grad_query + (b * n_q + i) * d;
+  const int64_t* keys = args.order + bf * n_k;  // keys of (b, f) in bucket order
+  for (int64_t p = args.first[task]; p < args.last[task]; ++p) {
     const int64_t j = keys[p];
-    const float kmask = key_mask[b * n_k + j];
-    const float* v = value + (b * n_k + j) * dv;
+    const float kmask = args.key_mask[b * n_k + j];
+    const float* v = args.value + (b * n_k + j) * dv;
     float partial = 0.0f;
     for (int64_t t = lane; t < dv; t += kWarp) partial += g[t] * v[t];
     for (int offset = kWarp / 2; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
-    const float* k = key + (b * n_k + j) * d;
-    float* gk = grad_key + (b * n_k + j) * d;
-    float* gv = grad_value + (b * n_k + j) * dv;
+    const float* k = args.key + (b * n_k + j) * d;
+    float* gk = args.grad_key + (b * n_k + j) * d;
+    float* gv = args.grad_value + (b * n_k + j) * dv;
     for (int64_t t = lane; t < d; t += kWarp) {
       atomicAdd(gq + t, partial * kmask * k[t]);
       atomicAdd(gk + t, partial * qmask * q[t]);
@@ -96,13 +108,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(
     const int64_t blocks = (tasks + warps - 1) / warps;
     TORCH_CHECK(blocks <= 2147483647LL, "yoso: lsh_backward on CUDA supports at most ", 2147483647LL * warps,
                 " (batch*heads * num_hash * seq) tasks, got ", tasks);
+    BackwardArgs args;
+    args.order = order.const_data_ptr<int64_t>();
+    args.first = first.const_data_ptr<int64_t>();
+    args.last = last.const_data_ptr<int64_t>();
+    args.query_mask = qm.const_data_ptr<float>();
+    args.key_mask = km.const_data_ptr<float>();
+    args.query = q.const_data_ptr<float>();
+    args.key = k.const_data_ptr<float>();
+    args.value = v.const_data_ptr<float>();
+    args.grad = g.const_data_ptr<float>();
+    args.grad_query = gq.mutable_data_ptr<float>();
+    args.grad_key = gk.mutable_data_ptr<float>();
+    args.grad_value = gv.mutable_data_ptr<float>();
+    args.bh = bh, args.n_q = n_q, args.n_k = n_k, args.d = d, args.dv = dv, args.m = m;
     backward_kernel<<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0,
-                      c10::cuda::getCurrentCUDAStream()>>>(
-        order.const_data_ptr<int64_t>(), first.const_data_ptr<int64_t>(), last.const_data_ptr<int64_t>(),
-        qm.const_data_ptr<float>(), km.const_data_ptr<float>(), q.const_data_ptr<float>(),
-        k.const_data_ptr<float>(), v.const_data_ptr<float>(), g.const_data_ptr<float>(),
-        gq.mutable_data_ptr<float>(), gk.mutable_data_ptr<float>(), gv.mutable_data_ptr<float>(), bh, n_q, n_k, d,
-        dv, m);
+                      c10::cuda::getCurrentCUDAStream()>>>(args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   const double scale = 1.0 / static_cast<double>(m), half_tau = 0.5 * static_cast<double>(hash_code_len);

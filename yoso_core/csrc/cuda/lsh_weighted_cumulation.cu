@@ -36,19 +36,28 @@ __global__ void weighted_scatter_kernel(const int32_t* __restrict__ key_codes, c
   }
 }
 
+// What one gather launch reads and writes, float32 rows, contiguous: the kernel's single argument.
+struct GatherArgs {
+  const int32_t* query_codes;  // (bh, n_q, m)
+  const float* query_weight;   // (bh, n_q, w)
+  const float* table;          // (bh, rows, chunk, d)
+  float* out;                  // (bh, n_q, d)
+  int64_t n_q, w, d, m;
+  int64_t f, c0, count;  // hash f, weight columns [c0, c0 + count)
+  int64_t chunk, rows;
+};
+
 // out (bh, n_q, d) += sum_c qw_i[c0 + c] table[bucket][c]
-__global__ void weighted_gather_kernel(const int32_t* __restrict__ query_codes,
-                                       const float* __restrict__ query_weight, const float* __restrict__ table,
-                                       float* __restrict__ out, int64_t n_q, int64_t w, int64_t d, int64_t m,
-                                       int64_t f, int64_t c0, int64_t count, int64_t chunk, int64_t rows) {
+__global__ void weighted_gather_kernel(const GatherArgs args) {
+  const int64_t n_q = args.n_q, d = args.d;
   const int64_t b = blockIdx.x / n_q, i = blockIdx.x % n_q;
-  const int64_t code = query_codes[(b * n_q + i) * m + f];
-  const float* qw = query_weight + (b * n_q + i) * w + c0;
-  const float* block = table + bucket_row(b, code, rows) * chunk * d;
+  const int64_t code = args.query_codes[(b * n_q + i) * args.m + args.f];
+  const float* qw = args.query_weight + (b * n_q + i) * args.w + args.c0;
+  const float* block = args.table + bucket_row(b, code, args.rows) * args.chunk * d;
   for (int64_t t = threadIdx.x; t < d; t += blockDim.x) {
     float acc = 0.0f;
-    for (int64_t c = 0; c < count; ++c) acc += qw[c] * block[c * d + t];
-    out[(b * n_q + i) * d + t] += acc;
+    for (int64_t c = 0; c < args.count; ++c) acc += qw[c] * block[c * d + t];
+    args.out[(b * n_q + i) * d + t] += acc;
   }
 }
 
@@ -71,6 +80,12 @@ at::Tensor lsh_weighted_cumulation_cuda(const at::Tensor& query_codes, const at:
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w, kTableBudgetBytes / per_column));
   at::Tensor table = at::empty({bh, rows, chunk, d}, out.options());
   auto stream = c10::cuda::getCurrentCUDAStream();
+  GatherArgs gather;
+  gather.query_codes = qc.const_data_ptr<int32_t>();
+  gather.query_weight = qw.const_data_ptr<float>();
+  gather.table = table.const_data_ptr<float>();
+  gather.out = out.mutable_data_ptr<float>();
+  gather.n_q = n_q, gather.w = w, gather.d = d, gather.m = m, gather.chunk = chunk, gather.rows = rows;
   for (int64_t f = 0; f < m; ++f) {
     for (int64_t c0 = 0; c0 < w; c0 += chunk) {
       const int64_t count = std::min(chunk, w - c0);
@@ -81,9 +96,8 @@ at::Tensor lsh_weighted_cumulation_cuda(const at::Tensor& query_codes, const at:
             v.const_data_ptr<float>(), table.mutable_data_ptr<float>(), n_k, w, d, m, f, c0, count, chunk, rows);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
-      weighted_gather_kernel<<<static_cast<unsigned>(bh * n_q), threads_for(d), 0, stream>>>(
-          qc.const_data_ptr<int32_t>(), qw.const_data_ptr<float>(), table.const_data_ptr<float>(),
-          out.mutable_data_ptr<float>(), n_q, w, d, m, f, c0, count, chunk, rows);
+      gather.f = f, gather.c0 = c0, gather.count = count;
+      weighted_gather_kernel<<<static_cast<unsigned>(bh * n_q), threads_for(d), 0, stream>>>(gather);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
   }
