@@ -46,7 +46,7 @@ demo: $(STAMP)
 compare: $(STAMP)
 	$(PY) scripts/compare.py $(COMPARE_ARGS)
 
-# Attention-level benchmark on this machine (the performance targets of DESIGN.md).
+# Attention-level benchmark on this machine, forward+backward, checked against the performance targets in docs/bench.md.
 bench: $(STAMP)
 	$(VENV)/bin/yoso bench --seq-len 1024 4096 16384 --backward
 
