@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from ..devices import torch_dtypes
 from ..saved import ROBERTA_POSITION_OFFSET
-from .config import BenchConfig
+from .config import BenchConfig, model_config
 
 DTYPES = torch_dtypes()
 
@@ -87,34 +85,6 @@ def attention_call(cfg: BenchConfig, impl: str, inputs: tuple[torch.Tensor, ...]
             _sync(device)
 
     return call
-
-
-def model_config(cfg: BenchConfig, max_len: int):
-    """The YosoConfig of the benchmarked size: a named size or a directory's, positions for ``max_len``."""
-    from ..config import YosoConfig
-    from ..sizes import MODEL_SIZES
-
-    if cfg.model in MODEL_SIZES:
-        base = dict(MODEL_SIZES[cfg.model])
-    elif json.loads((Path(cfg.model) / "config.json").read_text()).get("model_type") == "roberta":
-        # a softmax baseline trained by `yoso finetune --attention softmax`: same sizes, its length
-        # is two rows shorter than its position table (RoBERTa's ids start at 2)
-        theirs = json.loads((Path(cfg.model) / "config.json").read_text())
-        keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-        base = {k: theirs[k] for k in keep if k in theirs}
-        base["max_position_embeddings"] = int(theirs.get("max_position_embeddings", 2)) - 2
-    else:
-        base = YosoConfig.from_pretrained(cfg.model).to_diff_dict()
-    base = {k: v for k, v in base.items() if k not in ("architectures", "transformers_version", "model_type")}
-    fields = {
-        **base,
-        **cfg.model_overrides,
-        "use_expectation": False,
-        "num_hash": cfg.num_hash,
-        "hash_code_len": cfg.hash_code_len,
-    }
-    fields["max_position_embeddings"] = max(int(fields.get("max_position_embeddings", 0)), max_len)
-    return YosoConfig(**fields)
 
 
 def _yoso_backend(device: str) -> str:

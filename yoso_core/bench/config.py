@@ -6,6 +6,7 @@ defaults for its options at start-up; ``check`` and the code-length helpers impo
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,6 @@ class BenchConfig:
                 )
         if self.model_level:
             from ..sizes import MODEL_SIZES
-            from .cases import model_config
 
             if self.model not in MODEL_SIZES and not (Path(self.model) / "config.json").is_file():
                 raise ValueError(
@@ -198,3 +198,34 @@ class Timing:
     seconds: list[float] = field(default_factory=list)
     status: str = "ok"
     note: str = ""
+
+
+def model_config(cfg: BenchConfig, max_len: int):
+    """The YosoConfig of the benchmarked size: a named size or a directory's, positions for ``max_len``."""
+    from ..config import YosoConfig
+    from ..saved import ROBERTA_POSITION_OFFSET
+    from ..sizes import MODEL_SIZES
+
+    if cfg.model in MODEL_SIZES:
+        base = dict(MODEL_SIZES[cfg.model])
+    elif json.loads((Path(cfg.model) / "config.json").read_text()).get("model_type") == "roberta":
+        # a softmax baseline trained by `yoso finetune --attention softmax`: same sizes, its length
+        # is shorter than its position table by RoBERTa's position offset
+        theirs = json.loads((Path(cfg.model) / "config.json").read_text())
+        keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        base = {k: theirs[k] for k in keep if k in theirs}
+        base["max_position_embeddings"] = (
+            int(theirs.get("max_position_embeddings", ROBERTA_POSITION_OFFSET)) - ROBERTA_POSITION_OFFSET
+        )
+    else:
+        base = YosoConfig.from_pretrained(cfg.model).to_diff_dict()
+    base = {k: v for k, v in base.items() if k not in ("architectures", "transformers_version", "model_type")}
+    fields = {
+        **base,
+        **cfg.model_overrides,
+        "use_expectation": False,
+        "num_hash": cfg.num_hash,
+        "hash_code_len": cfg.hash_code_len,
+    }
+    fields["max_position_embeddings"] = max(int(fields.get("max_position_embeddings", 0)), max_len)
+    return YosoConfig(**fields)
