@@ -500,3 +500,19 @@ def test_original_data_parallel_prefix_and_plain_state_dict(tmp_path):
     with torch.no_grad():
         expected = original(ids, hash_code_len=5)
     torch.testing.assert_close(_logits_in_expectation_mode(ours, ids), expected, rtol=0, atol=1e-5)
+
+
+def test_cli_defaults_are_convert_options_defaults():
+    """Every `yoso convert` option defaults to the ConvertOptions field of the same name."""
+    import dataclasses
+    import inspect
+
+    from yoso_cli.commands.convert import command
+    from yoso_core.convert import ConvertOptions
+
+    params = inspect.signature(command).parameters
+    default = ConvertOptions()
+    shared = [f.name for f in dataclasses.fields(ConvertOptions) if f.name in params]
+    assert len(shared) == 9  # every field but `verify`, which the CLI always leaves on
+    for name in shared:
+        assert params[name].default.default == getattr(default, name), name

@@ -8,33 +8,14 @@ definition rather than by importing it: ``yoso_core.training`` loads torch, and 
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from .defaults import dataclass_defaults
 from .errors import EXIT_FAILURE, fail
 
-
-def _train_defaults() -> dict[str, Any]:
-    """TrainConfig's literal field defaults, from the class body in yoso_core/training/config.py."""
-    import yoso_core
-
-    source = Path(yoso_core.__file__).parent / "training" / "config.py"
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
-    defaults: dict[str, Any] = {}
-    for node in cls.body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            try:
-                defaults[node.target.id] = ast.literal_eval(node.value)
-            except ValueError:  # not a literal (a factory): no default to show
-                continue
-    return defaults
-
-
-TRAIN_DEFAULTS = _train_defaults()
+TRAIN_DEFAULTS = dataclass_defaults("training/config.py", "TrainConfig")
 
 
 def show(value: Any) -> str:

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import typer
 
+from ..defaults import dataclass_defaults
 from ..errors import fail
+
+DEFAULTS = dataclass_defaults("convert/options.py", "ConvertOptions")
 
 
 def command(
@@ -17,26 +20,31 @@ def command(
     ),
     dst: Path = typer.Argument(..., help="Output directory; must not exist unless --force."),
     source: str = typer.Option(
-        "transformers", "--from", help="Kind of SRC: original, roberta, bert or transformers."
+        DEFAULTS["source"], "--from", help="Kind of SRC: original, roberta, bert or transformers."
     ),
     max_position_embeddings: int | None = typer.Option(
-        None, help="Extend (or cut) the position table to N positions, copying the learned rows in blocks."
+        DEFAULTS["max_position_embeddings"],
+        help="Extend (or cut) the position table to N positions, copying the learned rows in blocks.",
     ),
     use_expectation: bool | None = typer.Option(
-        None, "--use-expectation/--no-use-expectation", help="YOSO-E (exact, quadratic) or sampled YOSO."
+        DEFAULTS["use_expectation"],
+        "--use-expectation/--no-use-expectation",
+        help="YOSO-E (exact, quadratic) or sampled YOSO.",
     ),
-    num_hash: int | None = typer.Option(None, help="Hash functions of sampled YOSO."),
-    hash_code_len: int | None = typer.Option(None, help="Bits per hash code."),
+    num_hash: int | None = typer.Option(DEFAULTS["num_hash"], help="Hash functions of sampled YOSO."),
+    hash_code_len: int | None = typer.Option(DEFAULTS["hash_code_len"], help="Bits per hash code."),
     conv_window: int | None = typer.Option(
-        None, help="Add a YOSO-C convolution of this odd window (initialised to zero)."
+        DEFAULTS["conv_window"], help="Add a YOSO-C convolution of this odd window (initialised to zero)."
     ),
     num_attention_heads: int | None = typer.Option(
-        None,
+        DEFAULTS["num_attention_heads"],
         help="Head count of an original checkpoint (its config's num_head) when it has no convolution "
         "to read it from.",
     ),
-    dtype: str | None = typer.Option(None, help="Cast the weights: float32, float16 or bfloat16."),
-    force: bool = typer.Option(False, "--force", help="Replace DST if it exists."),
+    dtype: str | None = typer.Option(
+        DEFAULTS["dtype"], help="Cast the weights: float32, float16 or bfloat16."
+    ),
+    force: bool = typer.Option(DEFAULTS["force"], "--force", help="Replace DST if it exists."),
 ) -> None:
     """Convert a checkpoint into a yoso model directory (safetensors), printing what changed.
 
