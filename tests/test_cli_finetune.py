@@ -48,7 +48,7 @@ TRANSFORMERS_CLASSES = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 
 def test_runs_on_one_thread_from_the_shared_fixture():

@@ -16,7 +16,7 @@ from yoso_cli.main import app
 from yoso_core.training import config as config_module
 from yoso_core.training import lock as lock_module
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 RUN = [
     "--task",

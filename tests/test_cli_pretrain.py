@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from yoso_core.modeling import TASK_MODELS
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ TINY_STEP = dict(
     size="tiny", seq_len=64, batch_size=2, vocab_size=100, num_hash=4, hash_code_len=6, steps=1, threads=1
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def baselines():

@@ -20,7 +20,7 @@ OUTPUT_KEYS = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from helpers import invoke
 
 from yoso_core.training import merge_config, train
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from helpers import invoke as _invoke
 from yoso_core.saved import SOFTMAX_MODELS
 from yoso_core.training import merge_config, train
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 TINY = dict(
     model="tiny",

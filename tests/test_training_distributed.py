@@ -8,8 +8,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file
+
+pytestmark = pytest.mark.integration
 
 # Dropout off and YOSO-E, so the only difference between the runs is how the batch is split.
 OPTIONS = {

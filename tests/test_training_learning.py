@@ -15,7 +15,7 @@ import pytest
 from yoso_core.data import load_task_data
 from yoso_core.training import merge_config, train
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 
 def learn(task: str, tmp_path, **overrides) -> dict:

@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 
 from yoso_core.training import checkpoint as ckpt
 
+pytestmark = pytest.mark.integration
+
 # Sampled YOSO with dropout: data order, dropout masks and hash functions must all survive the kill.
 RUN = [
     sys.executable,
