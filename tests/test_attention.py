@@ -465,7 +465,7 @@ def test_lsh_attention_opcheck_covers_the_backward(lsh_backward):
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in args[:3])
 
 
-def test_lsh_attention_backward_modes_differ_only_in_query_and_key_gradients():
+def test_lsh_attention_backward_modes_share_the_forward_and_differ_in_gradients():
     """Both backwards give the same forward; the surrogate is YOSO-E's gradient, not the LSH estimate."""
     grads = []
     for lsh_backward in (True, False):

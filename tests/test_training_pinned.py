@@ -2,8 +2,9 @@
 
 The values were recorded from this run (torch 2.14.1, CPU, float32, one thread). Everything random
 is seeded (data, initialisation, dropout, hash functions), so a rerun repeats them to float32
-rounding; the tolerance (1e-4 relative) allows for a different BLAS or a compiled kernel instead of
-the reference, and nothing that changes the model, the data or the optimiser.
+rounding. The tolerance (1e-4 relative) holds on the compiled kernel and on the pure-PyTorch
+reference alike (both were run), while a learning rate 10% higher moves the losses by up to
+8e-3 relative and another seed by 5e-2.
 """
 
 from __future__ import annotations

@@ -85,13 +85,13 @@ def resolve_backend(name: str, device: torch.device) -> Backend:
     if name == "reference":
         return REFERENCE
     device_type = torch.device(device).type
-    if name != "auto" and name != device_type:
-        raise ValueError(f"backend {name!r} cannot run tensors on device {device_type!r}; use 'auto'")
+    if name != "auto":
+        if name != device_type:
+            raise ValueError(f"backend {name!r} cannot run tensors on device {device_type!r}; use 'auto'")
+        return backend_named(name)
     backend, why = compiled_backend(device_type)
     if backend is not None:
         return backend
-    if name != "auto":
-        raise RuntimeError(f"backend {name!r} is unavailable: {why}")
     if not _warned_fallback:
         _warned_fallback = True
         warnings.warn(f"yoso: using the slow pure-PyTorch attention because {why}", stacklevel=3)

@@ -46,12 +46,12 @@ def _lsh_attention_fake(
     return value.new_empty((value.shape[0], query_codes.shape[1], value.shape[2]))
 
 
+_TENSOR_INPUTS = 7  # query, key, value, the masks and the codes; then hash_code_len, lsh_backward, backend
+
+
 def _setup_context(ctx, inputs, output) -> None:
-    query, key, value, query_mask, key_mask, query_codes, key_codes, hash_code_len, lsh_backward, backend = (
-        inputs
-    )
-    ctx.save_for_backward(query, key, value, query_mask, key_mask, query_codes, key_codes)
-    ctx.hash_code_len, ctx.lsh_backward, ctx.backend = hash_code_len, lsh_backward, backend
+    ctx.save_for_backward(*inputs[:_TENSOR_INPUTS])
+    ctx.hash_code_len, ctx.lsh_backward, ctx.backend = inputs[_TENSOR_INPUTS:]
 
 
 def _backward(ctx, grad):
@@ -65,18 +65,8 @@ def _backward(ctx, grad):
     else:
         weights = expectation_weights(query, key, query_mask, key_mask, tau)
         grad_query, grad_key, grad_value = surrogate_backward(grad, weights, query, key, value, tau)
-    return (
-        grad_query.to(query.dtype),
-        grad_key.to(key.dtype),
-        grad_value.to(value.dtype),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    )
+    # no gradient for the masks, the codes and the three settings
+    return grad_query.to(query.dtype), grad_key.to(key.dtype), grad_value.to(value.dtype), *[None] * 7
 
 
 lsh_attention.register_autograd(_backward, setup_context=_setup_context)

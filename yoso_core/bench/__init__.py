@@ -54,7 +54,7 @@ _EXPORTS = {
     "attention_impls": "cases",
     "attention_inputs": "cases",
     "attention_call": "cases",
-    "model_config": "cases",
+    "model_config": "config",
     "model_impls": "cases",
     "model_note": "cases",
     "build_model": "cases",
@@ -135,7 +135,6 @@ if TYPE_CHECKING:
         build_model,
         make_call,
         model_call,
-        model_config,
         model_impls,
         model_note,
     )
@@ -153,6 +152,7 @@ if TYPE_CHECKING:
         BenchRow,
         Timing,
         auto_hash_code_len,
+        model_config,
     )
     from .memory import child_measure, cpu_memory_guard, measure_cpu_call, measure_cuda_call
     from .output import PLOT_MISSING, csv_text, json_lines, require_matplotlib, write_csv, write_plot

@@ -206,12 +206,12 @@ def model_config(cfg: BenchConfig, max_len: int):
     from ..saved import ROBERTA_POSITION_OFFSET
     from ..sizes import MODEL_SIZES
 
-    if cfg.model in MODEL_SIZES:
+    theirs = None if cfg.model in MODEL_SIZES else json.loads((Path(cfg.model) / "config.json").read_text())
+    if theirs is None:
         base = dict(MODEL_SIZES[cfg.model])
-    elif json.loads((Path(cfg.model) / "config.json").read_text()).get("model_type") == "roberta":
+    elif theirs.get("model_type") == "roberta":
         # a softmax baseline trained by `yoso finetune --attention softmax`: same sizes, its length
         # is shorter than its position table by RoBERTa's position offset
-        theirs = json.loads((Path(cfg.model) / "config.json").read_text())
         keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
         base = {k: theirs[k] for k in keep if k in theirs}
         base["max_position_embeddings"] = (
