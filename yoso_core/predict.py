@@ -302,7 +302,12 @@ def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
     elif task == "multiple-choice":
         result["accuracy"] = metrics.accuracy([a["choice"] for a in answers], golds)
     elif task == "token-classification":
-        predicted = [a["tags"] for a in answers]
+        # a null gold tag marks a word without a label: left out of both
+        pairs = [
+            [(g, p) for g, p in zip(gold, a["tags"]) if g is not None] for gold, a in zip(golds, answers)
+        ]
+        golds = [[g for g, _ in row] for row in pairs]
+        predicted = [[p for _, p in row] for row in pairs]
         result.update(metrics.entity_metrics(golds, predicted))
         result["token_accuracy"] = metrics.token_accuracy(golds, predicted)
     elif task == "qa":

@@ -1,10 +1,12 @@
 """The built-in generated data sets of every task, deterministic from a seed (see docs/data.md).
 
-Each task has a default set; a named one is chosen with ``--dataset builtin:NAME``:
+Each task has a default set; a named one is chosen with ``--dataset builtin:NAME``. The recall set
+takes its sizes after the name: ``builtin:recall:pairs=64,keys=128,values=16``.
 
     mlm                   corpus    paragraphs of the built-in English corpus
     classification        listops   ListOps (Long Range Arena)
     token-classification  tagging   corpus words tagged by documented rules
+                          recall    multi-query associative recall (MQAR; long range)
     qa                    passkey   one pass key in a long document (default)
                           facts     four labelled facts at random depths, one asked for (long range)
     multiple-choice       choices   corpus sentence completion
@@ -14,14 +16,14 @@ from __future__ import annotations
 
 import random
 
-from . import choices, corpus, facts, listops, passkey, tagging
+from . import choices, corpus, facts, listops, passkey, recall, tagging
 
 BUILTIN_PREFIX = "builtin:"
 # The built-in sets of each task, the default first.
 BUILTIN_SETS = {
     "mlm": ("corpus",),
     "classification": ("listops",),
-    "token-classification": ("tagging",),
+    "token-classification": ("tagging", "recall"),
     "qa": ("passkey", "facts"),
     "multiple-choice": ("choices",),
 }
@@ -31,8 +33,12 @@ DEFAULT_COUNTS = {
     "classification": (4000, 400),
     "qa": (2000, 200),
     "token-classification": (4000, 400),
+    "token-classification:recall": (8000, 200),
     "multiple-choice": (4000, 400),
 }
+
+
+RECALL_FIELDS = ("pairs", "keys", "values")
 
 
 def _mlm(seed: int, split: str, count: int | None) -> list[dict]:
@@ -41,6 +47,25 @@ def _mlm(seed: int, split: str, count: int | None) -> list[dict]:
     texts = [p for i, p in enumerate(paras) if corpus.split_of(i, split)]
     random.Random(f"mlm-{seed}-{split}").shuffle(texts)
     return [{"text": t} for t in texts[:count]]
+
+
+def parse_builtin_name(name: str) -> tuple[str, dict[str, int]]:
+    """``"recall:pairs=64,values=16"`` -> ``("recall", {"pairs": 64, "values": 16})``; ValueError if bad."""
+    base, _, rest = name.partition(":")
+    params: dict[str, int] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(
+                f"--dataset {BUILTIN_PREFIX}{name}: expected NAME:field=integer,... (e.g. "
+                f"{BUILTIN_PREFIX}recall:pairs=64,values=16), got {item!r}"
+            )
+        params[key.strip()] = int(value)
+    return base, params
+
+
+def _joined(params: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items())
 
 
 def builtin_data(
@@ -59,6 +84,7 @@ def builtin_data(
     names = BUILTIN_SETS[task]
     if name is None:
         name = names[0]
+    name, params = parse_builtin_name(name)
     if name not in names:
         raise ValueError(
             f"--dataset {BUILTIN_PREFIX}{name}: the {task} task has no built-in set {name!r}; choose "
@@ -69,7 +95,15 @@ def builtin_data(
             "train": _mlm(seed, "train", num_train),
             "validation": _mlm(seed, "validation", num_validation),
         }
-    default_train, default_validation = DEFAULT_COUNTS[task]
+    if params and name != "recall":
+        raise ValueError(f"--dataset {BUILTIN_PREFIX}{name} takes no parameters; drop ':{_joined(params)}'")
+    unknown = sorted(set(params) - set(RECALL_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"--dataset {BUILTIN_PREFIX}recall: unknown field {unknown[0]!r}; it takes "
+            + ", ".join(RECALL_FIELDS)
+        )
+    default_train, default_validation = DEFAULT_COUNTS.get(f"{task}:{name}", DEFAULT_COUNTS[task])
     counts = {
         "train": default_train if num_train is None else num_train,
         "validation": default_validation if num_validation is None else num_validation,
@@ -83,6 +117,8 @@ def builtin_data(
             out[split] = facts.generate(split_seed, count, seq_len, split=split)
         elif task == "qa":
             out[split] = passkey.generate(split_seed, count, seq_len, split=split)
+        elif task == "token-classification" and name == "recall":
+            out[split] = recall.generate(split_seed, count, seq_len, **params)
         elif task == "token-classification":
             out[split] = tagging.generate(split_seed, count, seq_len, split=split)
         else:

@@ -133,7 +133,11 @@ def _token_classification(records, tokenizer, seq_len, label2id, stride) -> list
     bos, eos = _bos_eos(tokenizer)
     features = []
     for i, record in enumerate(records):
-        tag_ids = [_label_id(label2id, tag, i, "tag") for tag in record["tags"]] if "tags" in record else None
+        tag_ids = None
+        if "tags" in record:  # a null tag: a word without a label
+            tag_ids = [
+                IGNORE if tag is None else _label_id(label2id, tag, i, "tag") for tag in record["tags"]
+            ]
         enc = tokenizer(record["tokens"], is_split_into_words=True, add_special_tokens=False, verbose=False)
         ids = enc["input_ids"]
         words = [-1 if w is None else w for w in enc.word_ids()]

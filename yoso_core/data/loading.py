@@ -296,6 +296,6 @@ def label_names(task: str, records: list[dict]) -> list[str] | None:
             return sorted(labels, key=int)
         return sorted(labels)
     if task == "token-classification":
-        tags = {t for r in records for t in r.get("tags", ())} - {"O"}
+        tags = {t for r in records for t in r.get("tags", ())} - {"O", None}
         return ["O", *sorted(tags)]
     return None

@@ -4,7 +4,8 @@ One record is a dict; the formats follow the data table of the design:
 
 - mlm: ``{"text": str}``
 - classification: ``{"text": str, "text_pair": str (optional), "label": str | int}``
-- token-classification: ``{"tokens": [str, ...], "tags": [str, ...]}`` (same length)
+- token-classification: ``{"tokens": [str, ...], "tags": [str, ...]}`` (same length; a ``null``
+  tag marks a word without a label, which the loss and the metrics skip)
 - qa: ``{"question": str, "context": str, "answers": {"text": [str], "answer_start": [int]}}``
   (empty lists: no answer in the context, as in SQuAD 2.0)
 - multiple-choice: ``{"context": str, "choices": [str, ...], "label": int}``
@@ -24,7 +25,7 @@ TASKS = ("mlm", "classification", "token-classification", "qa", "multiple-choice
 FORMATS = {
     "mlm": '{"text": str} (or plain text lines in a .txt file)',
     "classification": '{"text": str, "text_pair": str (optional), "label": str or int}',
-    "token-classification": '{"tokens": [str, ...], "tags": [str, ...]} with one tag per token',
+    "token-classification": '{"tokens": [str, ...], "tags": [str or null, ...]} with one tag per token',
     "qa": '{"question": str, "context": str, "answers": {"text": [str], "answer_start": [int]}}',
     "multiple-choice": '{"context": str, "choices": [str, ...], "label": int (index of the right choice)}',
 }
@@ -83,7 +84,7 @@ def _text(record: dict, key: str, *, optional: bool = False) -> str | None:
     return value
 
 
-def _string_list(record: dict, key: str, *, split: bool = False) -> list[str]:
+def _string_list(record: dict, key: str, *, split: bool = False, nullable: bool = False) -> list[str]:
     value = _decode_json_field(record.get(key))
     if value is None:
         raise _missing(record, key)
@@ -92,8 +93,9 @@ def _string_list(record: dict, key: str, *, split: bool = False) -> list[str]:
     if not isinstance(value, (list, tuple)):
         raise RecordError(f'column "{key}" must be a list of strings, got {type(value).__name__}')
     for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise RecordError(f'column "{key}" item {i} must be a string, got {type(item).__name__}')
+        if not isinstance(item, str) and not (nullable and item is None):
+            kind = "a string or null" if nullable else "a string"
+            raise RecordError(f'column "{key}" item {i} must be {kind}, got {type(item).__name__}')
     return list(value)
 
 
@@ -132,7 +134,7 @@ def validate_record(task: str, record: Any, *, labels: bool = True) -> dict:
         if not out["tokens"]:
             raise RecordError('column "tokens" is empty')
         if record.get("tags") is not None or labels:
-            tags = _string_list(record, "tags", split=True)
+            tags = _string_list(record, "tags", split=True, nullable=True)
             if len(tags) != len(out["tokens"]):
                 raise RecordError(f'column "tags" has {len(tags)} tags for {len(out["tokens"])} tokens')
             out["tags"] = tags

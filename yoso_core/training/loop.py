@@ -402,6 +402,7 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
     last_eval: dict[str, float] | None = None
     train_loss: float | None = None
     window = _LogWindow(*prepared.resumed_window)
+    train_seconds = 0.0  # training time of this process so far, evaluation and saving left out
     try:
         while step < config.max_steps:
             step_loss = 0.0
@@ -439,6 +440,7 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
                 loss_value = distributed.mean_across(info, window.loss / window.steps)
                 tokens = distributed.sum_across(info, window.tokens)
                 elapsed = max(time.perf_counter() - window.start, 1e-9)
+                train_seconds += elapsed
                 lr = scheduler.get_last_lr()[0]
                 train_loss = loss_value
                 if info.is_main:
@@ -450,6 +452,7 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
                             "learning_rate": lr,
                             "tokens_per_second": tokens / elapsed,
                             "epoch": schedule.epoch(step * accumulation),
+                            "train_seconds": train_seconds,
                         }
                     )
                     progress.update(step, loss_value, lr, tokens / elapsed)
@@ -458,6 +461,8 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
                 last_eval = run_eval()
             if (config.save_every and step % config.save_every == 0) or step == config.max_steps:
                 run_save()
+            if window.steps == 0:  # the next window times training steps only
+                window.start = time.perf_counter()
         if last_eval is None:  # resumed at the last step: report (not log again) the final metrics
             last_eval = run_eval(log=False)
         final = output_dir / "final"
