@@ -60,6 +60,7 @@ def command(
     """
     from transformers.utils import logging as hf_logging
 
+    from yoso_core._io import StorageError
     from yoso_core.convert import ConvertError, ConvertOptions, convert
 
     hf_logging.disable_progress_bar()
@@ -77,7 +78,7 @@ def command(
     )
     try:
         report = convert(src, dst, opts)
-    except ConvertError as exc:
+    except (ConvertError, StorageError) as exc:
         fail(str(exc))
     except OSError as exc:  # a file system failure, not a usage error
         fail(f"{exc}", code=1)
