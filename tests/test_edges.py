@@ -13,14 +13,7 @@ import time
 import pytest
 from helpers import invoke
 
-from yoso_core._io import (
-    LineFile,
-    StorageError,
-    atomic_write_text,
-    check_not_enclosing,
-    describe_write_failure,
-    staged_dir,
-)
+from yoso_core import _io
 from yoso_core.training import ConfigError, merge_config
 
 
@@ -67,11 +60,11 @@ def test_line_file_keeps_the_whole_lines_written_before_the_disk_filled(tmp_path
         budget[0] -= n
         return os.write(self.fd, data[:n])
 
-    monkeypatch.setattr(LineFile, "_write", small_disk)
-    sink = LineFile(target)
+    monkeypatch.setattr(_io.LineFile, "_write", small_disk)
+    sink = _io.LineFile(target)
     sink.write_line('{"n": 1}')  # 9 bytes
     sink.write_line('{"n": 2}')  # 18
-    with pytest.raises(StorageError, match=r"no space left on the disk holding .* after 2 line\(s\)"):
+    with pytest.raises(_io.StorageError, match=r"no space left on the disk holding .* after 2 line\(s\)"):
         sink.write_line('{"n": 3333}')  # 12 more: only 7 fit
     sink.close()
     assert target.read_text() == '{"n": 1}\n{"n": 2}\n'
@@ -86,8 +79,8 @@ def _umask() -> int:
 
 
 def test_written_files_get_the_ordinary_mode(tmp_path):
-    atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
-    with staged_dir(tmp_path / "model") as tmp:
+    _io.atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    with _io.staged_dir(tmp_path / "model") as tmp:
         fd = os.open(tmp / "model.safetensors", os.O_WRONLY | os.O_CREAT, 0o600)  # as safetensors does
         os.close(fd)
     want = 0o666 & ~_umask()
@@ -102,13 +95,13 @@ def test_a_link_to_its_own_folder_is_never_replaced(tmp_path):
     (run / "final").symlink_to(run)
     (run / "up").symlink_to(tmp_path)
     for link in (run / "final", run / "up"):
-        with pytest.raises(StorageError, match="is a symbolic link to .* which holds it"):
-            with staged_dir(link) as tmp:
+        with pytest.raises(_io.StorageError, match="is a symbolic link to .* which holds it"):
+            with _io.staged_dir(link) as tmp:
                 (tmp / "config.json").write_text("{}")
     assert (run / "metrics.jsonl").read_text() == "{}\n" and (run / "final").is_symlink()
     (run / "elsewhere").mkdir()
     (run / "ok").symlink_to(run / "elsewhere")
-    check_not_enclosing(run / "ok")  # a link to a folder of its own is fine
+    _io.check_not_enclosing(run / "ok")  # a link to a folder of its own is fine
 
 
 def test_staged_dir_keeps_what_the_block_did_not_write(tmp_path):
@@ -116,7 +109,7 @@ def test_staged_dir_keeps_what_the_block_did_not_write(tmp_path):
     (target / "mydata").mkdir(parents=True)
     (target / "README.md").write_text("notes")
     (target / "config.json").write_text("old")
-    with staged_dir(target, keep=lambda name: name != "config.json") as tmp:
+    with _io.staged_dir(target, keep=lambda name: name != "config.json") as tmp:
         (tmp / "config.json").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["README.md", "config.json", "mydata"]
     assert (target / "config.json").read_text() == "new" and (target / "README.md").read_text() == "notes"
@@ -126,14 +119,14 @@ def test_failed_writes_are_described_with_the_disk_and_the_fix(tmp_path):
     torch_full = RuntimeError(
         "[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file"
     )
-    message = describe_write_failure(
+    message = _io.describe_write_failure(
         torch_full, tmp_path, "checkpoint step-2", "choose another --output-dir", 1 << 60
     )
     assert message.startswith(f"no space left on the disk holding {str(tmp_path)!r} (mounted at ")
     assert "needed" in message and message.endswith("choose another --output-dir")
     read_only = OSError(errno.EROFS, "Read-only file system")
-    assert "read-only file system" in describe_write_failure(read_only, tmp_path, "x", "fix")
-    assert describe_write_failure(ValueError("not a write"), tmp_path, "x", "fix") is None
+    assert "read-only file system" in _io.describe_write_failure(read_only, tmp_path, "x", "fix")
+    assert _io.describe_write_failure(ValueError("not a write"), tmp_path, "x", "fix") is None
 
 
 # ---- options: non-finite numbers, directories, tokenizer paths -----------------------------------
