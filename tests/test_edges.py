@@ -124,6 +124,10 @@ def test_failed_writes_are_described_with_the_disk_and_the_fix(tmp_path):
     )
     assert message.startswith(f"no space left on the disk holding {str(tmp_path)!r} (mounted at ")
     assert "needed" in message and message.endswith("choose another --output-dir")
+    # what torch said on a real full tmpfs: no errno, a position check that failed
+    torch_short = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 80704 vs 80592")
+    message = _io.describe_write_failure(torch_short, tmp_path, "checkpoint step-1", "fix", 1 << 60)
+    assert message.startswith("no space left on the disk holding")
     read_only = OSError(errno.EROFS, "Read-only file system")
     assert "read-only file system" in _io.describe_write_failure(read_only, tmp_path, "x", "fix")
     assert _io.describe_write_failure(ValueError("not a write"), tmp_path, "x", "fix") is None

@@ -246,8 +246,8 @@ def test_predict_into_a_closed_pipe_exits_quietly_keeping_what_was_read(run, tmp
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines(3000)) + "\n")
     command = (
-        f"set -o pipefail; {sys.executable} -m yoso_cli predict --model {run / 'final'} --input {source} "
-        "--batch-size 64 | head -1"
+        f"set -o pipefail; {sys.executable} -m yoso_cli.main predict --model {run / 'final'} "
+        f"--input {source} --batch-size 64 | head -1"
     )
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -70,9 +70,18 @@ def free_bytes(path: str | os.PathLike) -> int | None:
         return None
 
 
-# What torch (``PytorchStreamWriter failed writing file``, ``iostream error``) and safetensors say
-# when a write fails part-way; their errors carry no errno.
-_WRITE_FAILURES = ("file write failed", "iostream", "failed writing", "no space left", "write error")
+# What torch (``PytorchStreamWriter failed writing file``, ``iostream error``, ``[enforce fail at
+# inline_container.cc] unexpected pos``) and safetensors say when a write fails part-way; their
+# errors carry no errno.
+_WRITE_FAILURES = (
+    "file write failed",
+    "iostream",
+    "failed writing",
+    "no space left",
+    "write error",
+    "inline_container",
+    "ioerror",
+)
 
 
 def _write_errno(exc: BaseException) -> int | None:
@@ -93,11 +102,12 @@ def describe_write_failure(
     """One line saying why writing ``what`` into ``folder`` failed and how to fix it; None when
     ``exc`` is no write failure. A failure with free space below ``needed`` counts as a full disk."""
     code = _write_errno(exc)
-    if code is None:
-        return None
     free = free_bytes(folder)
+    short = needed is not None and free is not None and free < needed
+    if code is None and not (short and isinstance(exc, RuntimeError)):
+        return None
     disk = mount_point(folder)
-    if code in (errno.EIO, None) and needed is not None and free is not None and free < needed:
+    if code in (errno.EIO, None) and short:
         code = errno.ENOSPC
     if code in (errno.ENOSPC, errno.EDQUOT):
         space = f"{human_bytes(free)} free" if free is not None else "no space free"

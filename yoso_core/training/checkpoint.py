@@ -41,7 +41,7 @@ from .._io import (  # noqa: F401  (re-exported)
     swap_location,
 )
 
-FIX = "choose another --output-dir (the last complete checkpoint is intact; --resume auto goes on from it)"
+FIX = "choose another --output-dir (earlier checkpoints are intact: --resume auto goes on from the last)"
 
 
 def model_bytes(model: nn.Module) -> int:
