@@ -110,18 +110,11 @@ class _Stdout:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
         except BrokenPipeError:
-            raise
+            raise  # the reader went away: yoso_cli.main ends the command quietly
         except OSError as exc:
             raise StorageError(
                 f"cannot write the answers to stdout ({exc.strerror or exc}); free space or use --output"
             ) from exc
-
-
-def _quiet_broken_pipe() -> None:
-    """The reader of stdout went away (``| head -1``): stop writing there, and say nothing."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -227,9 +220,6 @@ def command(
                     written += 1
             except (DataError, PredictError, StorageError) as exc:
                 fail(str(exc))
-    except BrokenPipeError:
-        _quiet_broken_pipe()  # the answers before it reached the reader; stopping is what it asked
-        raise typer.Exit(0) from None
     except (KeyboardInterrupt, _Stopped) as exc:
         signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
         where = "stdout" if output == "-" else repr(output)
