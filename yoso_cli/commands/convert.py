@@ -44,7 +44,9 @@ def command(
     dtype: str | None = typer.Option(
         DEFAULTS["dtype"], help="Cast the weights: float32, float16 or bfloat16."
     ),
-    force: bool = typer.Option(DEFAULTS["force"], "--force", help="Replace DST if it exists."),
+    force: bool = typer.Option(
+        DEFAULTS["force"], "--force", help="Replace the model in DST if it exists (its other files are kept)."
+    ),
 ) -> None:
     """Convert a checkpoint into a yoso model directory (safetensors), printing what changed.
 

@@ -168,7 +168,9 @@ def command(
     Lines that carry their label (a validation file: "label", "tags" or "answers") are answered
     the same; at the end the task's metrics over them go to stderr as {"metrics": {...}}.
     --output FILE is written through a temporary file renamed at the end, on every exit: after
-    Ctrl-C, SIGTERM or an error FILE holds the answers written so far, as stdout would.
+    Ctrl-C, SIGTERM, an error or a full disk FILE holds the answers written so far, as stdout
+    would; it may not be the --input file. Classification and multiple-choice lines longer than
+    the model are cut to fit, counted in a warning at the end.
 
     Examples:
 
