@@ -368,10 +368,16 @@ def test_destination_must_not_exist_unless_forced(tmp_path):
     )
     convert(tmp_path / "src", tmp_path / "dst", ConvertOptions())  # an earlier conversion
     (tmp_path / "dst" / "old.txt").write_text("old")
+    (tmp_path / "dst" / "pytorch_model.bin").write_bytes(b"stale weights")
     with pytest.raises(ConvertError, match="already exists.*--force"):
         convert(tmp_path / "src", tmp_path / "dst", ConvertOptions())
     convert(tmp_path / "src", tmp_path / "dst", ConvertOptions(force=True))
-    assert not (tmp_path / "dst" / "old.txt").exists() and (tmp_path / "dst" / "model.safetensors").exists()
+    # --force replaces what a conversion writes (stale weights go) and keeps the rest
+    assert (
+        not (tmp_path / "dst" / "pytorch_model.bin").exists()
+        and (tmp_path / "dst" / "model.safetensors").exists()
+    )
+    assert (tmp_path / "dst" / "old.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
@@ -418,14 +424,14 @@ def test_a_symlinked_destination_keeps_its_link_and_gets_the_model(tmp_path):
     src = _saved_source(tmp_path / "src")
     target = tmp_path / "disk2" / "model"
     convert(src, target, ConvertOptions())
-    (target / "stale.bin").write_bytes(b"old")
+    (target / "pytorch_model.bin").write_bytes(b"old")
     link = tmp_path / "current"
     link.symlink_to(target)
     with pytest.raises(ConvertError, match="already exists"):
         convert(src, link, ConvertOptions())
     convert(src, link, ConvertOptions(force=True))
     assert link.is_symlink() and link.resolve() == target
-    assert (target / "model.safetensors").is_file() and not (target / "stale.bin").exists()
+    assert (target / "model.safetensors").is_file() and not (target / "pytorch_model.bin").exists()
     assert sorted(p.name for p in target.parent.iterdir()) == ["model"]  # no temporary left
     dangling = tmp_path / "next"
     dangling.symlink_to(tmp_path / "disk2" / "next-model")

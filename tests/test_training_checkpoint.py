@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 
+from yoso_core._io import StorageError
 from yoso_core.modeling import TASK_MODELS
 from yoso_core.sizes import size_config
 from yoso_core.training import checkpoint as ckpt
@@ -119,8 +120,11 @@ def _dead_pid() -> int:
     return child.pid
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-def test_a_failed_save_removes_its_temporary_directory(tmp_path, monkeypatch, error):
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [(OSError(28, "No space left on device"), StorageError), (KeyboardInterrupt(), KeyboardInterrupt)],
+)
+def test_a_failed_save_removes_its_temporary_directory(tmp_path, monkeypatch, error, raised):
     model, optimizer, scheduler = tiny_mlm()
     save(tmp_path, 1, model, optimizer, scheduler)
     real_save = torch.save
@@ -131,7 +135,7 @@ def test_a_failed_save_removes_its_temporary_directory(tmp_path, monkeypatch, er
         return real_save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(ckpt.torch, "save", failing_save)
-    with pytest.raises(type(error)):
+    with pytest.raises(raised):  # a full disk is named: the disk, its free space, the space needed
         save(tmp_path, 2, model, optimizer, scheduler)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-1"]
     assert ckpt.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step-1"

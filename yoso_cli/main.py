@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .commands import bench, build_kernels, convert, env, finetune, predict, pretrain
+from .errors import quiet_on_closed_stdout
 
 app = typer.Typer(
     name="yoso",
@@ -14,7 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# name -> module; each module defines `command`, whose docstring is its help.
+# name -> module; each module defines `command`, whose docstring is its help. A closed stdout
+# (`yoso predict ... | head -1`) ends any of them quietly with exit code 0.
 COMMANDS = {
     "build-kernels": build_kernels,
     "pretrain": pretrain,
@@ -26,7 +28,7 @@ COMMANDS = {
 }
 
 for _name, _module in COMMANDS.items():
-    app.command(_name)(_module.command)
+    app.command(_name)(quiet_on_closed_stdout(_module.command))
 
 
 if __name__ == "__main__":

@@ -268,13 +268,14 @@ def run_training(config_path: str | None, options: dict[str, Any], **fixed: Any)
     """Merge the options, train, print the result as JSON on stdout; user errors exit 2."""
     import json
 
+    from yoso_core._io import StorageError
     from yoso_core.data import DataError
     from yoso_core.training import ConfigError, merge_config, train
 
     try:
         config = merge_config(config_path, options, **fixed)
         result = train(config)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, StorageError) as exc:
         fail(str(exc))
     except FloatingPointError as exc:
         fail(str(exc), EXIT_FAILURE)

@@ -104,23 +104,15 @@ def _reason(exc: BaseException) -> str:
 
 
 def _load_weights(model_class: Any, path: Path) -> Any:
-    """``model_class.from_pretrained(path)``, refusing weight files that are missing, truncated or
-    short of any of the model's tensors (which would leave them randomly initialised)."""
+    """The model of ``path``, refusing weight files that are missing, truncated or short of any of
+    the model's tensors (``saved.load_pretrained``, the rule finetune and convert follow too)."""
+    from .errors import ConfigError
+    from .saved import load_pretrained
+
     try:
-        model, info = model_class.from_pretrained(str(path), output_loading_info=True)
-    except Exception as exc:  # OSError (no file), SafetensorError (truncated), size mismatches, ...
-        raise PredictError(
-            f"--model {str(path)!r}: cannot load the weights ({_reason(exc)}); the model directory "
-            "is incomplete or damaged: copy it again, or use a checkpoint of the run"
-        ) from None
-    missing = info.get("missing_keys") or []
-    if missing:
-        raise PredictError(
-            f"--model {str(path)!r}: the weights lack {len(missing)} of the model's tensors "
-            f"({', '.join(sorted(missing)[:3])}{', ...' if len(missing) > 3 else ''}); the weight file "
-            "belongs to another model or is damaged: copy the model directory again"
-        )
-    return model
+        return load_pretrained(model_class, path)
+    except ConfigError as exc:
+        raise PredictError(str(exc)) from None
 
 
 def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -275,17 +267,12 @@ def _stderr_error(error: dict) -> None:
     print(json.dumps(error), file=sys.stderr, flush=True)
 
 
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def _stderr_metrics(metrics: dict) -> None:
     print(json.dumps({"metrics": metrics}), file=sys.stderr, flush=True)
-
-
-# The key of each task's gold label in a record (mlm has none).
-LABEL_KEYS = {
-    "classification": "label",
-    "token-classification": "tags",
-    "qa": "answers",
-    "multiple-choice": "label",
-}
 
 
 def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
@@ -323,6 +310,7 @@ def predict(
     *,
     on_error: Callable[[dict], None] | None = None,
     on_metrics: Callable[[dict], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
     device: str = "auto",
     seed: int = 0,
     source: str | None = None,
@@ -336,10 +324,12 @@ def predict(
     ``on_error`` receives ``{"line", "error"}`` for each skipped line (default: one JSON line on stderr).
     ``on_metrics`` receives ``score(...)`` of the labelled lines once all lines are answered, when
     any line carried a label (default: ``{"metrics": {...}}`` as one JSON line on stderr).
+    ``on_warning`` receives, once at the end, how many classification or multiple-choice lines were
+    longer than the model's positions and cut to fit (default: a ``warning:`` line on stderr).
     """
     from .data import DataError, parse_predict_line
-    from .data.encoding import EncodingError
-    from .data.predict_input import decode_line, parse_predict_record
+    from .data.encoding import EncodingError, cut_tokens
+    from .data.predict_input import LABEL_ERROR, LABEL_KEYS, decode_line, parse_predict_record
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise PredictError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -352,6 +342,8 @@ def predict(
     pending: list[dict] = []
     encoded: list[list[dict]] = []  # the features of each pending record
     labelled: list[bool] = []  # of each pending record: does it carry a label
+    cut = [0, 0]  # lines cut to the model's length, and their tokens dropped
+    unscored: list[str] = []  # why each line with a malformed label was left out of the metrics
 
     def flush() -> Iterator[dict]:
         for result, has_label in zip(answer(predictor, pending, batch_size, encoded, seed=seed), labelled):
@@ -389,10 +381,16 @@ def predict(
                         predictor.task, line.rstrip("\r\n"), number, source=source, unit=unit
                     )
                 gold = record.pop(label_key, None)  # a label is not a model input
+                if LABEL_ERROR in record:
+                    unscored.append(record.pop(LABEL_ERROR))
                 try:
                     features = encode_record(predictor, record)
                 except EncodingError as exc:  # name the input line, not the position in a batch
                     raise DataError(f"{where}: {exc.reason}") from None
+                dropped = cut_tokens(predictor.task, record, predictor.tokenizer, predictor.max_length)
+                if dropped:
+                    cut[0] += 1
+                    cut[1] += dropped
             except DataError as exc:
                 if not skip_invalid:
                     yield from flush()
@@ -407,5 +405,16 @@ def predict(
             if len(pending) == batch_size:
                 yield from flush()
         yield from flush()
+    if cut[0]:
+        (on_warning or _stderr_warning)(
+            f"{cut[0]} input {unit}(s) were longer than the model's {predictor.max_length} tokens and were "
+            f"cut to fit ({cut[1]} token(s) dropped in all; {predictor.task} reads only the first "
+            f"{predictor.max_length}): shorten them, or use a model with more positions"
+        )
+    if unscored:
+        (on_warning or _stderr_warning)(
+            f"{len(unscored)} {unit}(s) carried a malformed label and were answered but left out of the "
+            f"metrics (first: {unscored[0]})"
+        )
     if golds:
         (on_metrics or _stderr_metrics)(score(predictor.task, golds, scored))

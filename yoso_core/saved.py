@@ -129,3 +129,51 @@ def task_model_class(model_config: Any, task: str):
 def has_tokenizer(path: str | Path) -> bool:
     """Whether a directory holds tokenizer files."""
     return any((Path(path) / name).is_file() for name in TOKENIZER_FILES)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what an exception was about."""
+    text = " ".join(str(exc).split())
+    return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
+
+
+def damaged_weights(path: str | Path, exc: BaseException, flag: str = "--model") -> str:
+    """The one message for weights that cannot be read (no file, a truncated or empty file, a size
+    that does not fit), the same from finetune, predict and convert."""
+    return (
+        f"{flag} {str(path)!r}: cannot load the weights ({_reason(exc)}); the model directory is "
+        "incomplete or damaged: copy it again, or use a checkpoint of the run"
+    )
+
+
+def missing_weights(path: str | Path, missing: list[str], flag: str = "--model") -> str:
+    """The one message for weights that lack tensors of the model (which would train from noise)."""
+    names = sorted(missing)
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return (
+        f"{flag} {str(path)!r}: the weights lack {len(names)} of the model's tensors ({shown}); the "
+        "weight file belongs to another model or is damaged: copy the model directory again"
+    )
+
+
+def load_pretrained(model_class: Any, path: str | Path, *, new_head: bool = False, **kwargs: Any):
+    """``model_class.from_pretrained(path)`` under the one rule for missing or damaged weights.
+
+    Weights that cannot be read are refused (ConfigError, ``damaged_weights``); so are weights short
+    of any tensor of the model, except, when ``new_head`` (fine-tuning a model for a task its
+    directory was not trained on), the task head's: those are the only tensors allowed to start new.
+    They are listed in the model's ``new_tensors`` attribute, for the caller to report.
+    """
+    try:
+        model, info = model_class.from_pretrained(str(path), output_loading_info=True, **kwargs)
+    except Exception as exc:  # OSError (no file), SafetensorError (truncated), size mismatches, ...
+        raise ConfigError(damaged_weights(path, exc)) from None
+    missing = list(info.get("missing_keys") or [])
+    prefix = f"{model.base_model_prefix}."
+    has_base = hasattr(model, model.base_model_prefix)  # a task model around the bare encoder
+    head = [k for k in missing if has_base and not k.startswith(prefix)] if new_head else []
+    lacking = [k for k in missing if k not in head]
+    if lacking:
+        raise ConfigError(missing_weights(path, lacking))
+    model.new_tensors = sorted(head)
+    return model

@@ -44,7 +44,9 @@ def command(
     dtype: str | None = typer.Option(
         DEFAULTS["dtype"], help="Cast the weights: float32, float16 or bfloat16."
     ),
-    force: bool = typer.Option(DEFAULTS["force"], "--force", help="Replace DST if it exists."),
+    force: bool = typer.Option(
+        DEFAULTS["force"], "--force", help="Replace the model in DST if it exists (its other files are kept)."
+    ),
 ) -> None:
     """Convert a checkpoint into a yoso model directory (safetensors), printing what changed.
 
@@ -60,6 +62,7 @@ def command(
     """
     from transformers.utils import logging as hf_logging
 
+    from yoso_core._io import StorageError
     from yoso_core.convert import ConvertError, ConvertOptions, convert
 
     hf_logging.disable_progress_bar()
@@ -77,7 +80,7 @@ def command(
     )
     try:
         report = convert(src, dst, opts)
-    except ConvertError as exc:
+    except (ConvertError, StorageError) as exc:
         fail(str(exc))
     except OSError as exc:  # a file system failure, not a usage error
         fail(f"{exc}", code=1)

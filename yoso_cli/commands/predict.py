@@ -80,27 +80,49 @@ def _check_output(path: str) -> None:
 
 @contextlib.contextmanager
 def _output(path: str):
-    """stdout for ``-``; else a temporary file renamed to ``path`` when the command ends.
+    """stdout for ``-``; else a ``LineFile``: a temporary file renamed to ``path`` when the command ends.
 
-    Every exit path renames it (success, a bad line, Ctrl-C, SIGTERM, a crash): the file then holds
-    the answers of every line answered so far, complete lines only, as stdout would.
+    Every exit path renames it (success, a bad line, a full disk, Ctrl-C, SIGTERM, a crash): the file
+    then holds the answers of every line answered so far, complete lines only, as stdout would.
     """
+    from yoso_core._io import LineFile
+
     if path == "-":
-        yield sys.stdout
+        yield _Stdout()
         return
     target = Path(path)
     _check_output(path)
     _sweep_stale(target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    f = open(tmp, "w", encoding="utf-8")
+    sink = LineFile(target)
     try:
-        yield f
+        yield sink
     finally:
+        sink.close()
+
+
+class _Stdout:
+    """stdout with LineFile's ``write_line``: a full disk behind ``> FILE`` is a StorageError."""
+
+    def write_line(self, text: str) -> None:
+        from yoso_core._io import StorageError
+
         try:
-            f.close()
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader went away: yoso_cli.main ends the command quietly
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the answers to stdout ({exc.strerror or exc}); free space or use --output"
+            ) from exc
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def command(
@@ -146,7 +168,9 @@ def command(
     Lines that carry their label (a validation file: "label", "tags" or "answers") are answered
     the same; at the end the task's metrics over them go to stderr as {"metrics": {...}}.
     --output FILE is written through a temporary file renamed at the end, on every exit: after
-    Ctrl-C, SIGTERM or an error FILE holds the answers written so far, as stdout would.
+    Ctrl-C, SIGTERM, an error or a full disk FILE holds the answers written so far, as stdout
+    would; it may not be the --input file. Classification and multiple-choice lines longer than
+    the model are cut to fit, counted in a warning at the end.
 
     Examples:
 
@@ -159,6 +183,7 @@ def command(
     """
     import json
 
+    from yoso_core._io import StorageError
     from yoso_core.data import DataError
     from yoso_core.predict import PredictError, load_predictor, open_input, predict
 
@@ -170,6 +195,8 @@ def command(
     if input != "-" and not os.access(input, os.R_OK):
         fail(f"--input {input!r} is not readable (permission denied)")
     _check_output(output)
+    if input != "-" and output != "-" and _same_file(input, output):
+        fail(f"--output {output!r} is the --input file, which writing it would destroy; give another file")
     size = batch_size if batch_size is not None else 16
     if size < 1:
         fail(f"--batch-size must be a positive integer, got {size}")
@@ -191,11 +218,9 @@ def command(
                     source=None if input == "-" else input,
                     unit=unit,
                 ):
-                    sink.write(json.dumps(result) + "\n")
-                    sink.flush()
+                    sink.write_line(json.dumps(result))
                     written += 1
-            except (DataError, PredictError) as exc:
-                sink.flush()
+            except (DataError, PredictError, StorageError) as exc:
                 fail(str(exc))
     except (KeyboardInterrupt, _Stopped) as exc:
         signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT

@@ -99,8 +99,13 @@ def load_hf_state_dict(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_weights(path: Path, load_file) -> dict[str, torch.Tensor]:
+    from ..saved import damaged_weights
+
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # SafetensorError (truncated, empty), OSError
+            raise ConvertError(damaged_weights(path.parent, exc, flag="SRC")) from None
     return load_torch_checkpoint(path)
 
 
@@ -273,7 +278,12 @@ def _from_transformers(src: str, opts: ConvertOptions, report: ConvertReport):
             f"architecture {arch!r} of {src} has no counterpart here; expected one of "
             f"YosoModel, {', '.join(c.__name__ for c in modeling.TASK_MODELS.values())}"
         )
-    theirs, info = getattr(transformers, arch).from_pretrained(src, output_loading_info=True)
+    from ..saved import damaged_weights
+
+    try:
+        theirs, info = getattr(transformers, arch).from_pretrained(src, output_loading_info=True)
+    except Exception as exc:  # no weights, a truncated or empty file, a size that does not fit
+        raise ConvertError(damaged_weights(src, exc, flag="SRC")) from None
     problems = {
         k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v
     }

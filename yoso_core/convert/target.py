@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -184,28 +185,56 @@ def check_destination(src: str | Path, dst: str | Path, force: bool) -> None:
         )
 
 
+def written_by_conversion(name: str) -> bool:
+    """Whether a file of this name is one a conversion writes (config, weights, tokenizer files):
+    what ``--force`` may replace in an existing DST; everything else there is kept."""
+    return (
+        name in ("config.json", "generation_config.json")
+        or name in WEIGHT_FILES
+        or name in TOKENIZER_FILES
+        or re.fullmatch(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)", name) is not None
+    )
+
+
+def _weights_bytes(model) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
 def _write(
     model, dst: Path, src_dir: Path | None, report: ConvertReport, positions_changed: int | None
 ) -> None:
     """Save into a temporary directory beside ``dst``, copy tokenizer files, then rename into place.
 
-    A ``dst`` that is a symbolic link keeps its link; the directory it points to is replaced.
+    A ``dst`` that is a symbolic link keeps its link; the directory it points to is replaced. When
+    ``dst`` exists (``--force``), what a conversion did not write there (a README.md, a folder of
+    data) is moved into the new directory just before the swap, so it survives.
     """
-    from .._io import staged_dir
+    from .._io import staged_dir, storage_errors, swap_location
 
-    with staged_dir(dst) as tmp:
-        model.save_pretrained(tmp)
-        if src_dir is not None:
-            for name in TOKENIZER_FILES:
-                if (src_dir / name).is_file():
-                    shutil.copy2(src_dir / name, tmp / name)
-            config_path = tmp / "tokenizer_config.json"
-            if positions_changed is not None and config_path.is_file():
-                tok = json.loads(config_path.read_text())
-                if "model_max_length" in tok:
-                    tok["model_max_length"] = positions_changed
-                    config_path.write_text(json.dumps(tok, indent=2) + "\n")
-        report.files = sorted(p.name for p in tmp.iterdir())
+    location = swap_location(dst)
+    kept = (
+        sorted(p.name for p in location.iterdir() if not written_by_conversion(p.name))
+        if location.is_dir()
+        else []
+    )
+    fix = "choose another DST (on a writable disk with space)"
+    needed = _weights_bytes(model)
+    with storage_errors(location.parent, f"the converted model {str(dst)!r}", fix, needed=needed):
+        with staged_dir(dst, keep=lambda name: not written_by_conversion(name)) as tmp:
+            model.save_pretrained(tmp)
+            if src_dir is not None:
+                for name in TOKENIZER_FILES:
+                    if (src_dir / name).is_file():
+                        shutil.copy2(src_dir / name, tmp / name)
+                config_path = tmp / "tokenizer_config.json"
+                if positions_changed is not None and config_path.is_file():
+                    tok = json.loads(config_path.read_text())
+                    if "model_max_length" in tok:
+                        tok["model_max_length"] = positions_changed
+                        config_path.write_text(json.dumps(tok, indent=2) + "\n")
+            report.files = sorted(p.name for p in tmp.iterdir())
+    if kept:
+        report.notes.append(f"kept in DST (not written by a conversion): {', '.join(kept)}")
 
 
 def convert(src: str | Path, dst: str | Path, opts: ConvertOptions) -> ConvertReport:

@@ -1,7 +1,8 @@
 """Records to features: token ids per task, strided windows, word-label alignment, MLM chunks.
 
 Inputs longer than ``seq_len`` are cut into overlapping windows (QA, token classification and
-masked-LM prediction), so no token is dropped; classification and multiple choice truncate.
+masked-LM prediction), so no token is dropped; classification and multiple choice truncate
+(``cut_tokens`` says how many tokens a record loses, so prediction can warn).
 
 A feature is a dict of python lists of ints (the model inputs and labels) plus bookkeeping that
 ``decode`` needs: ``example_index`` (its record), ``word_ids`` (token classification) and
@@ -168,6 +169,14 @@ def _qa(records, tokenizer, seq_len, stride) -> list[dict]:
         question = record["question"].strip()
         room = seq_len - len(tokenizer(question)["input_ids"]) - 2  # context tokens per window
         if room <= stride:
+            question_tokens = seq_len - 2 - room
+            if room > 0 and question_tokens <= seq_len // 2:  # a short question: the stride is at fault
+                raise EncodingError(
+                    i,
+                    f"the stride {stride} leaves no room for new context tokens in windows of {seq_len} "
+                    f"tokens (the question takes {question_tokens} and each window {room} of context); "
+                    f"use a stride below {max(room, 1)} (--stride, default seq-len/4)",
+                )
             raise EncodingError(
                 i,
                 f"the question is too long for windows of {seq_len} tokens with a "
@@ -211,6 +220,19 @@ def _answer_tokens(offsets: list, start_char: int, end_char: int) -> tuple[int, 
         return 0, 0
     inside = [k for k, (a, b) in context if a < end_char and b > start_char and b > a]
     return (inside[0], inside[-1]) if inside else (0, 0)
+
+
+def cut_tokens(task: str, record: dict, tokenizer, seq_len: int) -> int:
+    """How many tokens of ``record`` encoding for ``task`` drops at ``seq_len`` (the longest choice's,
+    for multiple choice); always 0 for the windowed tasks (QA, token classification, mlm)."""
+    if task == "classification":
+        pairs = [(record["text"], record.get("text_pair"))]
+    elif task == "multiple-choice":
+        pairs = [(record["context"], choice) for choice in record["choices"]]
+    else:
+        return 0
+    lengths = [len(tokenizer(a, b, verbose=False)["input_ids"]) for a, b in pairs]
+    return max(0, max(lengths, default=0) - seq_len)
 
 
 def _multiple_choice(records, tokenizer, seq_len) -> list[dict]:

@@ -1,8 +1,10 @@
 """Multi-fact retrieval: the built-in long-range extractive QA set (``--dataset builtin:facts``).
 
 A document is a run of consecutive corpus sentences starting at a random sentence, about
-``0.55 * seq_len`` words long, so that with the question it fills one window of ``seq_len``
-tokens (the built-in tokenizer spends about 1.3 tokens per word of this corpus). Into it go
+``0.55 * seq_len`` words long, so that at long lengths with the built-in 8,000-token tokenizer
+(about 1.3 tokens per word of this corpus) it fills one window of ``seq_len`` tokens with the
+question; at short lengths or with a small vocabulary many take two (docs/data.md has the
+measurements; the budget is kept so recorded results stay reproducible). Into it go
 ``FACTS`` (4) sentences ``"The KEY code is NNNN."`` at uniformly random depths (between two
 sentences, each at its own place), with four different keys drawn from ``KEYS`` and four
 different 4-digit values. The question names one of the four keys, ``"What is the KEY code?"``,

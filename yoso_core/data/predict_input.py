@@ -7,6 +7,16 @@ from typing import Any
 
 from .schema import PREDICT_FORMATS, DataError, RecordError, check_task, validate_record
 
+# The key of each task's gold label in a record (mlm has none). A label is not a model input: a
+# line whose label is malformed is answered, and left out of the metrics (``LABEL_ERROR`` says why).
+LABEL_KEYS = {
+    "classification": "label",
+    "token-classification": "tags",
+    "qa": "answers",
+    "multiple-choice": "label",
+}
+LABEL_ERROR = "_label_error"
+
 
 def decode_line(raw: bytes, line_number: int, *, source: str | None = None) -> str:
     """One input line's bytes as text (UTF-8; a byte-order mark on line 1 is dropped).
@@ -68,7 +78,15 @@ def parse_predict_record(
         raise DataError(f"{where}: not a JSON object; {expected}")
     if task == "token-classification" and "tokens" not in record and isinstance(record.get("text"), str):
         record = {**record, "tokens": record["text"].split()}
+    key = LABEL_KEYS.get(task)
+    inputs = {k: v for k, v in record.items() if k != key}
     try:
-        return validate_record(task, record, labels=False)
+        out = validate_record(task, inputs, labels=False)
     except RecordError as error:
         raise DataError(f"{where}: {error}; {expected}") from None
+    if key is None or record.get(key) is None:
+        return out
+    try:
+        return validate_record(task, record, labels=False)
+    except RecordError as error:  # the inputs are fine: answer the line, do not score it
+        return {**out, LABEL_ERROR: f"{where}: {error}"}

@@ -12,6 +12,7 @@ renamed into place, beside its metadata (``cache``), only once the library loads
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -66,6 +67,23 @@ class KernelBuild:
     def failed(self) -> list[str]:
         """``"<device> <operator>"`` for every check that failed (empty when all passed or none ran)."""
         return [f"{c.device} {c.op}" for c in self.checks if not c.passed]
+
+
+def cache_unwritable(exc: OSError) -> str:
+    """One line for a kernel cache that cannot be written: the folder, why, and the fix."""
+    root = cache.kernel_root()
+    source = "$YOSO_KERNEL_DIR" if os.environ.get("YOSO_KERNEL_DIR") else "the kernel cache"
+    why = {
+        errno.EROFS: "is on a read-only file system",
+        errno.EACCES: "is not writable (permission denied)",
+        errno.EPERM: "is not writable (permission denied)",
+        errno.ENOSPC: "is on a full disk",
+        errno.EDQUOT: "is over its disk quota",
+    }.get(exc.errno, f"cannot be written ({exc.strerror or exc})")
+    return (
+        f"{source} {str(root)!r} {why}; set YOSO_KERNEL_DIR to a writable folder with space "
+        "(e.g. YOSO_KERNEL_DIR=$HOME/yoso-kernels yoso build-kernels)"
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -158,9 +176,12 @@ def build_library(
             return BuildResult(kind, target, meta.get("archs", archs), 0.0, cached=True)
         if damage is not None:
             note = f"rebuilt: the cached library failed its check ({damage})"
-    target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    build_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".build-{kind}-"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".build-{kind}-"))
+    except OSError as exc:
+        raise ValueError(cache_unwritable(exc)) from None
     try:
         _compile(kind, archs, build_dir, cache.library_path("cpu", key), verbose, on_output)
         if cache.sources_hash() != digest:  # never file a library under a key of other sources
@@ -187,8 +208,11 @@ def build_library(
             "seconds": round(seconds, 1),
         }
         # metadata first: a library in place always has the metadata it is verified against
-        _write_atomic(cache.metadata_path(kind, key), json.dumps(metadata, indent=2) + "\n")
-        os.replace(built, target)
+        try:
+            _write_atomic(cache.metadata_path(kind, key), json.dumps(metadata, indent=2) + "\n")
+            os.replace(built, target)
+        except OSError as exc:
+            raise ValueError(cache_unwritable(exc)) from None
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
     return BuildResult(kind, target, archs, seconds, cached=False, note=note)

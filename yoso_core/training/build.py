@@ -20,11 +20,14 @@ roberta`` turns into a YOSO one. Its position table has ``seq_len + 2`` rows, as
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..saved import (
     SOFTMAX_MODELS,
     has_tokenizer,
+    is_softmax,
+    load_pretrained,
     load_saved_config,
     max_length_of,
     saved_model_type,
@@ -64,7 +67,13 @@ def prepare_tokenizer(config: TrainConfig, records: Sequence[dict]):
         try:
             return load_tokenizer(config.tokenizer, max_length=max_length)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"--tokenizer {config.tokenizer!r} cannot be loaded: {exc}") from None
+            where = (
+                ""
+                if Path(config.tokenizer).is_dir()
+                else " (not a local directory, nor on the hub: offline?)"
+            )
+            reason = " ".join(str(exc).split())[:300]
+            raise ConfigError(f"--tokenizer {config.tokenizer!r} cannot be loaded{where}: {reason}") from None
     if not from_scratch(config):
         if not has_tokenizer(config.model):
             raise ConfigError(
@@ -220,9 +229,20 @@ def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
             fields["attn_implementation"] = "sdpa"
         else:
             fields.update(_yoso_overrides(config))
-        try:
-            model = model_class.from_pretrained(config.model, **fields)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"--model {config.model!r} cannot be loaded: {exc}") from None
+        # a directory of another task (an mlm checkpoint for a classifier) gets a new head; nothing else
+        # may be missing from its weights
+        new_head = task_of(saved) != config.task
+        model = load_pretrained(model_class, config.model, new_head=new_head, **fields)
     model.config.task = config.task
     return model
+
+
+def effective_config(config: TrainConfig, model) -> TrainConfig:
+    """``config`` with the attention and ``hash_code_len`` the built model really uses (what
+    ``config.yaml`` records: ``auto`` and "the model's own" resolved)."""
+    import dataclasses
+
+    if is_softmax(model.config):
+        return dataclasses.replace(config, attention="softmax")
+    attention = "expectation" if model.config.use_expectation else "sampled"
+    return dataclasses.replace(config, attention=attention, hash_code_len=int(model.config.hash_code_len))

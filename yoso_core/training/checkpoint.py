@@ -32,7 +32,22 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from .._io import remove_path, replace_dir, staged_dir, swap_location  # noqa: F401  (re-exported)
+from .._io import (  # noqa: F401  (re-exported)
+    check_not_enclosing,
+    remove_path,
+    replace_dir,
+    staged_dir,
+    storage_errors,
+    swap_location,
+)
+
+FIX = "choose another --output-dir (earlier checkpoints are intact: --resume auto goes on from the last)"
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of a model's weights as saved."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 # what a swap leaves when its process dies half-way: .tmp-NAME-PID (being written), .old-NAME-PID
@@ -145,8 +160,10 @@ def save_checkpoint(
     root = checkpoint_root(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
-    # a rerun from an older checkpoint overwrites a later one; a failed save leaves nothing behind
-    with staged_dir(final) as tmp:
+    # a rerun from an older checkpoint overwrites a later one; a failed save leaves nothing behind.
+    # Weights, then AdamW's two moments of each: about three times the weights.
+    needed = 3 * model_bytes(model)
+    with storage_errors(root, f"checkpoint {final.name}", FIX, needed=needed), staged_dir(final) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         if hasattr(model, "config"):
             model.config.save_pretrained(tmp)

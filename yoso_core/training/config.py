@@ -156,6 +156,8 @@ def _check_type(name: str, value: Any, hint: Any, source: str) -> Any:
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The options of a YAML config file; keys may use ``-`` or ``_``; unknown keys are an error."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config: {str(path)!r} is a directory, not a file; give the YAML file in it")
     if not path.is_file():
         raise ConfigError(f"--config: file {str(path)!r} does not exist")
     try:
@@ -297,6 +299,10 @@ def validate(config: TrainConfig) -> None:
     """Raise ConfigError naming the flag for any invalid option (nothing heavy: no data, no model)."""
     if config.task not in TASKS:
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {config.task!r}")
+    for name in _fields():  # nan and inf slip through the range checks below (nan > 0 is False too)
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{flag(name)} must be a finite number, got {value}")
     if config.model not in MODEL_SIZES and not (Path(config.model) / "config.json").is_file():
         raise ConfigError(
             f"--model {config.model!r} is neither a model size ({', '.join(MODEL_SIZES)}) nor a directory "
@@ -346,8 +352,12 @@ def validate(config: TrainConfig) -> None:
         )
     for name in ("train_file", "validation_file"):
         path = getattr(config, name)
+        if path is not None and Path(path).is_dir():
+            raise ConfigError(f"{flag(name)}: {path!r} is a directory, not a file; give a data file in it")
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag(name)}: file {path!r} does not exist")
+    if config.tokenizer is not None:
+        _check_tokenizer(config.tokenizer)
     if config.dataset is not None and config.train_file is not None:
         raise ConfigError("--dataset and --train-file exclude each other; give one source of training data")
     if config.dataset_config is not None and config.dataset is None:
@@ -358,6 +368,41 @@ def validate(config: TrainConfig) -> None:
                 f"--resume {config.resume!r} is not a checkpoint directory (no trainer_state.json); give "
                 "OUTPUT_DIR/checkpoints/step-N or 'auto'"
             )
+
+
+def looks_local(name: str) -> bool:
+    """Whether ``name`` can only be a local path, never a hub name (``org/name``): absolute, ``./``,
+    ``~``, more than one ``/``, or its first part an existing local folder."""
+    parts = name.replace(os.sep, "/").split("/")
+    return (
+        name.startswith(("/", ".", "~"))
+        or len(parts) > 2
+        or (len(parts) == 2 and Path(parts[0]).is_dir())
+        or "\\" in name
+    )
+
+
+def _check_tokenizer(name: str) -> None:
+    """ConfigError, at once, for a ``--tokenizer`` path that is not there (no 50 s of hub retries)."""
+    from ..saved import has_tokenizer
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not has_tokenizer(path):
+            raise ConfigError(
+                f"--tokenizer {name!r} is a directory without tokenizer files (tokenizer.json, vocab.json, "
+                "...); give the directory a tokenizer was saved to"
+            )
+        return
+    if path.exists():
+        raise ConfigError(f"--tokenizer {name!r} is a file; give the directory a tokenizer was saved to")
+    if looks_local(name):
+        raise ConfigError(f"--tokenizer {name!r} does not exist; give a tokenizer directory (or a hub name)")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ConfigError(
+            f"--tokenizer {name!r} is not a local directory, and the hub is off (HF_HUB_OFFLINE is set); "
+            "give a tokenizer directory"
+        )
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:

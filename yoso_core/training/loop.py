@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,6 +32,7 @@ from . import distributed
 from .build import (
     build_model,
     check_tokenizer,
+    effective_config,
     from_scratch,
     model_max_length,
     prepare_tokenizer,
@@ -132,6 +134,29 @@ def _check_resume(config: TrainConfig, resume: Path, info: distributed.DistInfo)
         raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
+
+
+def _check_resume_labels(resume: Path, labels: list[str] | None) -> None:
+    """ConfigError when the data's label set is not the one the checkpoint's head was trained on."""
+    import json
+
+    if labels is None:
+        return
+    try:
+        saved = json.loads((resume / "config.json").read_text()).get("id2label") or {}
+    except (OSError, ValueError, AttributeError):
+        return  # load_checkpoint reports a checkpoint it cannot read
+    known = [saved[k] for k in sorted(saved, key=int)] if all(str(k).isdigit() for k in saved) else []
+    if known and sorted(known) != sorted(labels):
+        raise ConfigError(
+            f"--resume {resume}: the checkpoint was trained on the labels {known}, but the data has "
+            f"{sorted(labels)}; resume with the data it was trained on, or start a new --output-dir"
+        )
+
+
 def _tokenizer(
     config: TrainConfig,
     records: list[dict],
@@ -150,7 +175,7 @@ def _tokenizer(
     path = output_dir / RUN_TOKENIZER_DIR
     if info.is_main:
         tokenizer = prepare_tokenizer(config, records)
-        with ckpt.staged_dir(path) as tmp:
+        with ckpt.storage_errors(output_dir, "the tokenizer", ckpt.FIX), ckpt.staged_dir(path) as tmp:
             tokenizer.save_pretrained(str(tmp))
     distributed.barrier(info)
     return load_tokenizer(str(path), max_length=max_length)
@@ -159,9 +184,11 @@ def _tokenizer(
 def _save_final(model, tokenizer, output_dir: Path) -> Path:
     """Write ``OUTPUT_DIR/final`` atomically (weights, config, tokenizer)."""
     final = output_dir / "final"
-    with ckpt.staged_dir(final) as tmp:  # a symlinked final/ keeps its link; its target is replaced
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
+    needed = ckpt.model_bytes(model)
+    with ckpt.storage_errors(output_dir, "the final model", ckpt.FIX, needed=needed):
+        with ckpt.staged_dir(final) as tmp:  # a symlinked final/ keeps its link; its target is replaced
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
     return final
 
 
@@ -224,6 +251,7 @@ def _nan_loss_hint(config: TrainConfig, model: torch.nn.Module) -> str:
 class _Prepared:
     """What fitting starts from: the data's features, tokenizer, model, optimiser and resumed state."""
 
+    config: TrainConfig  # the options with the attention and hash_code_len the model really has
     output_dir: Path
     resume: Path | None
     val_records: list[dict]
@@ -246,6 +274,8 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     from ..data import encode, load_task_data
 
     output_dir = config.resolved_output_dir()
+    # a final/ that links to the run directory (or above) would replace it: refused before the work
+    ckpt.check_not_enclosing(output_dir / "final")
     resume = _resume_path(config, output_dir)
     if resume is not None:
         _check_resume(config, resume, info)
@@ -263,11 +293,9 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     )
     train_records, val_records = list(data["train"]), list(data.get("validation") or [])
     labels = resolve_labels(config, train_records + val_records)
+    if resume is not None:
+        _check_resume_labels(resume, labels)
     label2id = {name: i for i, name in enumerate(labels)} if labels is not None else None
-    if info.is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, output_dir / "config.yaml")
-    distributed.barrier(info)
     tokenizer = _tokenizer(config, train_records, resume, output_dir, info)
     check_tokenizer(config, tokenizer)
     encode_args = dict(seq_len=config.seq_len, label2id=label2id)
@@ -281,6 +309,19 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     seed_everything(config.seed)
     model = build_model(config, tokenizer, labels).to(info.device)
     model.train()
+    if info.is_main and getattr(model, "new_tensors", None):
+        names = model.new_tensors
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        print(
+            f"the {config.task} head is new: {len(names)} tensor(s) initialised from the seed ({shown})",
+            file=sys.stderr,
+        )
+    run_config = effective_config(config, model)
+    if info.is_main:
+        with ckpt.storage_errors(output_dir, "config.yaml", ckpt.FIX):
+            output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(run_config, output_dir / "config.yaml")
+    distributed.barrier(info)
     optimizer = build_optimizer(
         model,
         learning_rate=config.learning_rate,
@@ -295,14 +336,21 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     step = 0
     resumed_window = (0.0, 0)  # (loss sum, steps) of the training steps not yet logged
     if resume is not None:
-        state, rng_states = ckpt.load_checkpoint(
-            resume, model=model, optimizer=optimizer, scheduler=scheduler, map_location=info.device
-        )
+        try:
+            state, rng_states = ckpt.load_checkpoint(
+                resume, model=model, optimizer=optimizer, scheduler=scheduler, map_location=info.device
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ConfigError(
+                f"--resume {resume}: the checkpoint does not fit this run ({_one_line(exc)}); resume with "
+                "the options it was written with (its run_config.yaml), or start a new --output-dir"
+            ) from None
         step = int(state["step"])
         process_state = rng_states[info.rank]
         ckpt.restore_rng_state(process_state["rng"])
         resumed_window = process_state["log_window"]
     return _Prepared(
+        config=run_config,
         output_dir=output_dir,
         resume=resume,
         val_records=val_records,
@@ -383,7 +431,7 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
 
             def extra(tmp: Path) -> None:
                 tokenizer.save_pretrained(str(tmp))
-                save_config(config, tmp / "run_config.yaml")
+                save_config(prepared.config, tmp / "run_config.yaml")
 
             path = ckpt.save_checkpoint(
                 output_dir,

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, storage_errors
+
+FIX = "choose another --output-dir"
 
 
 def finite_or_none(value: Any) -> Any:
@@ -36,12 +38,13 @@ class MetricsLog:
                         lines.append(line)
                 except json.JSONDecodeError:
                     break  # a line cut by a crash ends the readable part
-        atomic_write_text(self.path, "".join(line + "\n" for line in lines))
+        with storage_errors(self.path.parent, str(self.path), FIX):
+            atomic_write_text(self.path, "".join(line + "\n" for line in lines))
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (non-finite floats become null so every line is strict JSON)."""
         clean = {k: finite_or_none(v) for k, v in record.items()}
-        with open(self.path, "a") as f:
+        with storage_errors(self.path.parent, str(self.path), FIX), open(self.path, "a") as f:
             f.write(json.dumps(clean) + "\n")
 
 
