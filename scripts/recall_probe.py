@@ -1,0 +1,125 @@
+"""Train one model on fresh builtin:recall records every step (no fixed training set) and print its
+learning curve: the calibration probe of docs/quality.md.
+
+`scripts/compare.py` trains on a fixed set of records, as a user's run would; with a few thousand
+records a small model can memorise them instead of learning to look values up. This probe draws
+new records for every batch, so it measures how fast an architecture learns the lookup itself.
+Words map to token ids one to one (no tokenizer), so a record is exactly ``--seq-len`` tokens.
+
+    .venv/bin/python scripts/recall_probe.py --attention softmax --seq-len 128 --steps 2000
+    .venv/bin/python scripts/recall_probe.py --attention sampled --conv-window 3 --seq-len 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+
+from yoso_core.data import recall
+from yoso_core.sizes import auto_hash_code_len, size_config, softmax_config
+
+SPECIALS = 5  # <s> <pad> </s> <unk> <mask>, as the trained tokenizers number them
+
+
+def batch(seed: str, count: int, seq_len: int, shape: recall.RecallShape) -> tuple[torch.Tensor, ...]:
+    """``count`` fresh records as (input_ids, labels); labels are value indices at queries, -100 elsewhere."""
+    words = {w: SPECIALS + i for i, w in enumerate(recall.vocabulary(shape))}
+    values = {recall.word(recall.VALUE_PREFIX, i, shape.values): i for i in range(shape.values)}
+    params = dict(pairs=shape.pairs, keys=shape.keys, values=shape.values)
+    records = recall.generate(seed, count, seq_len, **params)
+    ids = torch.tensor([[0, *(words[w] for w in r["tokens"]), 2] for r in records])
+    tags = [[-100, *(-100 if t is None else values[t] for t in r["tags"]), -100] for r in records]
+    return ids, torch.tensor(tags)
+
+
+def build(args, shape: recall.RecallShape) -> torch.nn.Module:
+    """A from-scratch model of ``--model`` size with the chosen attention and ``values`` labels."""
+    common = dict(
+        vocab_size=SPECIALS + len(recall.vocabulary(shape)),
+        max_position_embeddings=args.seq_len,
+        num_labels=shape.values,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    if args.attention == "softmax":
+        from transformers import RobertaForTokenClassification
+
+        config = softmax_config(args.model, **common)
+        config._attn_implementation = "sdpa"
+        return RobertaForTokenClassification(config)
+    from yoso_core import YosoForTokenClassification
+
+    config = size_config(
+        args.model,
+        **common,
+        use_expectation=args.attention == "expectation",
+        num_hash=args.num_hash,
+        hash_code_len=args.hash_code_len or auto_hash_code_len(args.seq_len),
+        conv_window=args.conv_window,
+    )
+    return YosoForTokenClassification(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, evaluating every ``--eval-every`` steps on a fixed held-out batch; JSON lines on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attention", choices=("softmax", "sampled", "expectation"), default="softmax")
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--pairs", type=int)
+    parser.add_argument("--keys", type=int)
+    parser.add_argument("--values", type=int)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--num-hash", type=int, default=32)
+    parser.add_argument("--hash-code-len", type=int)
+    parser.add_argument("--conv-window", type=int)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    shape = recall.recall_shape(args.seq_len, pairs=args.pairs, keys=args.keys, values=args.values)
+    torch.manual_seed(args.seed)
+    model = build(args, shape)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
+    warmup, total = args.warmup_steps, args.steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / total)
+    )
+    held_ids, held_labels = batch(f"{args.seed}-probe-validation", 64, args.seq_len, shape)
+    queries = held_labels != -100
+    print(json.dumps({"settings": vars(args), "chance": shape.chance, "pairs": shape.pairs}), flush=True)
+    seconds = 0.0
+    for step in range(1, total + 1):
+        ids, labels = batch(f"{args.seed}-probe-{step}", args.batch_size, args.seq_len, shape)
+        start = time.perf_counter()
+        loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds += time.perf_counter() - start
+        value = loss.item()
+        if not math.isfinite(value):
+            print(f"error: the loss became {value} at step {step}", file=sys.stderr)
+            return 1
+        if step % args.eval_every == 0 or step == total:
+            model.eval()
+            with torch.no_grad():
+                logits = model(input_ids=held_ids, attention_mask=torch.ones_like(held_ids)).logits
+            model.train()
+            accuracy = float((logits.argmax(-1)[queries] == held_labels[queries]).float().mean())
+            row = {"step": step, "loss": round(value, 4), "accuracy": round(accuracy, 4)}
+            print(json.dumps({**row, "train_seconds": round(seconds, 1)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
