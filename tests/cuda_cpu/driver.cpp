@@ -12,6 +12,9 @@
 //   driver --emulator           the execution model's own checks (what it must accept and refuse)
 //   driver --plant overrun      a kernel writing one float past its dynamic shared memory (for
 //                               AddressSanitizer to report)
+//   driver --io DIR             the cases listed in DIR/cases.txt on the inputs in DIR (written by
+//                               tests/test_cuda_cpu.py from torch), outputs written beside them for
+//                               the test to compare with the project's reference
 //
 // Build: g++ -std=c++17 -ffp-contract=off -I<repo root> tests/cuda_cpu/driver.cpp
 // (tests/test_cuda_cpu.py adds -fsanitize=address,undefined).
@@ -28,7 +31,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -839,10 +844,98 @@ int run_plant(const std::string& what) {
   return 2;
 }
 
+// ---------------------------------------------------------------------------------------------
+// --io DIR: cases from torch. Each line of DIR/cases.txt is `name op sizes...`; arrays are raw
+// little-endian files DIR/name.array.bin (int32 codes, float32 rows unless stated).
+
+template <typename T>
+std::vector<T> read_array(const std::string& path, int64_t count) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot read " + path);
+  std::vector<T> data(count);
+  file.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(count * sizeof(T)));
+  if (file.gcount() != static_cast<std::streamsize>(count * sizeof(T)) || file.peek() != EOF) {
+    throw std::runtime_error(path + " does not hold " + std::to_string(count) + " elements");
+  }
+  return data;
+}
+
+template <typename T>
+void write_array(const std::string& path, const std::vector<T>& data) {
+  std::ofstream file(path, std::ios::binary);
+  file.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size() * sizeof(T)));
+  if (!file) throw std::runtime_error("cannot write " + path);
+}
+
+int run_io(const std::string& dir, Order order) {
+  std::ifstream list(dir + "/cases.txt");
+  if (!list) {
+    std::fprintf(stderr, "cannot read %s/cases.txt\n", dir.c_str());
+    return 2;
+  }
+  Device device(order, kSeed);
+  std::string line;
+  int cases = 0;
+  while (std::getline(list, line)) {
+    std::istringstream fields(line);
+    std::string name, op;
+    if (!(fields >> name >> op)) continue;
+    const std::string at = dir + "/" + name + ".";
+    auto f32 = [&](const char* array, int64_t count) { return read_array<float>(at + array + ".bin", count); };
+    auto i32 = [&](const char* array, int64_t count) { return read_array<int32_t>(at + array + ".bin", count); };
+    if (op == "fast_hash") {
+      FastHashCase c;
+      int64_t stored;
+      fields >> c.bh >> c.n >> c.d >> c.m >> c.tau >> stored >> c.dtype;
+      const std::vector<float> diag = f32("diagonals", c.bh * stored * 3 * yoso::padded_dim(c.d));
+      std::vector<int32_t> out;
+      if (c.dtype == 0) {
+        out = fast_hash_cuda(device, f32("x", c.bh * c.n * c.d), diag, c, stored);
+      } else if (c.dtype == 1) {
+        out = fast_hash_cuda(device, read_array<BFloat16>(at + "x.bin", c.bh * c.n * c.d), diag, c, stored);
+      } else {
+        out = fast_hash_cuda(device, read_array<Half>(at + "x.bin", c.bh * c.n * c.d), diag, c, stored);
+      }
+      write_array(at + "codes.bin", out);
+    } else {
+      CumulationCase c{};
+      fields >> c.bh >> c.n_q >> c.n_k >> c.d >> c.dv >> c.m >> c.tau >> c.w;
+      Inputs in;
+      in.qc = i32("query_codes", c.bh * c.n_q * c.m);
+      in.kc = i32("key_codes", c.bh * c.n_k * c.m);
+      in.qm = f32("query_mask", c.bh * c.n_q);
+      in.km = f32("key_mask", c.bh * c.n_k);
+      in.v = f32("value", c.bh * c.n_k * c.dv);
+      if (op == "lsh_cumulation") {
+        write_array(at + "out.bin", lsh_cumulation_cuda(device, in, c));
+      } else if (op == "lsh_weighted_cumulation") {
+        in.qw = f32("query_weight", c.bh * c.n_q * c.w);
+        in.kw = f32("key_weight", c.bh * c.n_k * c.w);
+        write_array(at + "out.bin", lsh_weighted_cumulation_cuda(device, in, c));
+      } else if (op == "lsh_backward") {
+        in.q = f32("query", c.bh * c.n_q * c.d);
+        in.k = f32("key", c.bh * c.n_k * c.d);
+        in.g = f32("grad", c.bh * c.n_q * c.dv);
+        const Gradients out = lsh_backward_cuda(device, in, c);
+        write_array(at + "grad_query.bin", out.gq);
+        write_array(at + "grad_key.bin", out.gk);
+        write_array(at + "grad_value.bin", out.gv);
+      } else {
+        std::fprintf(stderr, "%s: unknown operator %s\n", name.c_str(), op.c_str());
+        return 2;
+      }
+    }
+    std::printf("ran  %s %s\n", name.c_str(), op.c_str());
+    ++cases;
+  }
+  std::printf("%d cases run\n", cases);
+  return cases > 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string only, plant;
+  std::string only, plant, io;
   std::vector<Order> orders = {Order::forward, Order::reverse, Order::random};
   bool emulator = false;
   for (int a = 1; a < argc; ++a) {
@@ -861,14 +954,25 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--emulator") {
       emulator = true;
+    } else if (arg == "--io" && a + 1 < argc) {
+      io = argv[++a];
     } else if (arg == "--plant" && a + 1 < argc) {
       plant = argv[++a];
     } else {
-      std::fprintf(stderr, "usage: %s [--only OP] [--order ORDER] [--emulator] [--plant overrun]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--only OP] [--order ORDER] [--emulator] [--plant overrun] [--io DIR]\n",
+                   argv[0]);
       return 2;
     }
   }
   if (!plant.empty()) return run_plant(plant);
+  if (!io.empty()) {
+    try {
+      return run_io(io, orders.size() == 1 ? orders[0] : Order::random);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 1;
+    }
+  }
   if (emulator) return run_emulator_checks();
   if (!only.empty() && only != "fast_hash" && only != "lsh_cumulation" && only != "lsh_weighted_cumulation" &&
       only != "lsh_backward") {
