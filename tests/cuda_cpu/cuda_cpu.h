@@ -3,14 +3,13 @@
 // headers.
 //
 // Every CUDA thread of a block is a fiber (its own stack; on x86-64 a six-register stack switch,
-// elsewhere a ucontext) on the one OS thread.
-// The scheduler resumes each runnable thread of the block in turn (order forward, reverse or
-// random, reseeded per launch) and lets it run until it blocks: at __syncthreads, at a warp
-// operation (__shfl_*_sync, __syncwarp), or by returning. When every thread is blocked it first
-// completes the warp operations whose mask is fully present (only those lanes, so warps that
-// shuffle different numbers of times are fine), then, when nothing else can move, releases the
-// barrier if every live thread of the block waits at it. Anything else is a fault, thrown as
-// cuda_cpu::KernelFault from launch():
+// elsewhere a ucontext) on the one OS thread. The scheduler resumes each runnable thread of the
+// block in turn (order forward, reverse or random, reseeded per launch) and lets it run until it
+// blocks: at __syncthreads, at a warp operation (__shfl_*_sync, __syncwarp), or by returning.
+// When every thread is blocked it first completes the warp operations whose mask is fully present
+// (only those lanes, so warps that shuffle different numbers of times are fine), then, when
+// nothing else can move, releases the barrier if every live thread of the block waits at it.
+// Anything else is a fault, thrown as cuda_cpu::KernelFault from launch():
 //   - a deadlock: threads at __syncthreads while others have exited or wait at a warp operation;
 //   - a warp operation whose mask names an exited lane, a lane at a barrier, a lane at a different
 //     warp operation, or not the caller itself; a shuffle reading a lane outside the mask.
@@ -28,7 +27,6 @@
 
 #include <sys/mman.h>
 #include <ucontext.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -105,11 +103,16 @@ enum class WarpOp { shfl_idx, shfl_xor, shfl_down, shfl_up, syncwarp };
 
 inline const char* warp_op_name(WarpOp op) {
   switch (op) {
-    case WarpOp::shfl_idx: return "__shfl_sync";
-    case WarpOp::shfl_xor: return "__shfl_xor_sync";
-    case WarpOp::shfl_down: return "__shfl_down_sync";
-    case WarpOp::shfl_up: return "__shfl_up_sync";
-    default: return "__syncwarp";
+    case WarpOp::shfl_idx:
+      return "__shfl_sync";
+    case WarpOp::shfl_xor:
+      return "__shfl_xor_sync";
+    case WarpOp::shfl_down:
+      return "__shfl_down_sync";
+    case WarpOp::shfl_up:
+      return "__shfl_up_sync";
+    default:
+      return "__syncwarp";
   }
 }
 
@@ -139,9 +142,11 @@ struct Stack {
 // which made a run minutes long; on x86-64 a fiber switch is therefore the callee-saved
 // registers pushed on one stack and popped from the other (AddressSanitizer is told of every
 // switch through its fiber annotations either way).
-#if defined(__x86_64__)
+// (-DCUDA_CPU_UCONTEXT takes ucontext on x86-64 too.)
+#if defined(__x86_64__) && !defined(CUDA_CPU_UCONTEXT)
 #define CUDA_CPU_STACK_SWITCH 1
-// switch_stack(&from_sp, to_sp): save this fiber's stack pointer, continue on to_sp.
+// switch_stack(&from_sp, to_sp): save this fiber's stack pointer, continue on to_sp. The
+// floating-point control words (MXCSR, x87) are not switched: device code does not change them.
 __attribute__((naked, noinline)) inline void switch_stack(void** /*from*/, void* /*to*/) {
   asm volatile(
       "pushq %rbp\n\t"
@@ -172,8 +177,8 @@ inline void* initial_stack(char* bottom, size_t size, void (*entry)()) {
   ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(top - kOutermostFrames), kOutermostFrames);
 #endif
   void** sp = reinterpret_cast<void**>(top);
-  *--sp = nullptr;                            // entry's return address: it never returns
-  *--sp = reinterpret_cast<void*>(entry);     // popped by switch_stack's ret
+  *--sp = nullptr;                              // entry's return address: it never returns
+  *--sp = reinterpret_cast<void*>(entry);       // popped by switch_stack's ret
   for (int r = 0; r < 6; ++r) *--sp = nullptr;  // rbp rbx r12 r13 r14 r15
   return sp;
 }
@@ -193,10 +198,9 @@ struct Thread {
   // the pending warp operation
   WarpOp op = WarpOp::syncwarp;
   unsigned mask = 0;
-  int arg = 0;    // source lane, lane mask or delta
+  int arg = 0;  // source lane, lane mask or delta
   int width = 32;
   uint64_t value = 0, result = 0;
-  size_t value_size = 0;
 };
 
 // Everything one launch shares. Only one launch runs at a time (one OS thread).
@@ -352,11 +356,20 @@ inline bool complete_warp_ops(Launch& launch) {
         const int start = member / r.width * r.width, end = start + r.width;
         int source = member;
         switch (r.op) {
-          case WarpOp::shfl_idx: source = start + ((r.arg % r.width) + r.width) % r.width; break;
-          case WarpOp::shfl_xor: source = member ^ r.arg; break;
-          case WarpOp::shfl_down: source = member + r.arg; break;
-          case WarpOp::shfl_up: source = member - r.arg; break;
-          case WarpOp::syncwarp: break;
+          case WarpOp::shfl_idx:
+            source = start + ((r.arg % r.width) + r.width) % r.width;
+            break;
+          case WarpOp::shfl_xor:
+            source = member ^ r.arg;
+            break;
+          case WarpOp::shfl_down:
+            source = member + r.arg;
+            break;
+          case WarpOp::shfl_up:
+            source = member - r.arg;
+            break;
+          case WarpOp::syncwarp:
+            break;
         }
         if (source < start || source >= end) source = member;  // outside the segment: own value
         if (!(t.mask >> source & 1u)) {
@@ -584,8 +597,8 @@ T warp_op(detail::WarpOp op, unsigned mask, T value, int arg, int width) {
 #define warpSize (::cuda_cpu::kWarpSize)
 
 #define YOSO_DYNAMIC_SHARED(type, name) type* const name = ::cuda_cpu::dynamic_shared<type>()
-#define YOSO_STATIC_SHARED(type, name, count)                 \
-  static const char name##_site = 0;                          \
+#define YOSO_STATIC_SHARED(type, name, count) \
+  static const char name##_site = 0;          \
   type* const name = ::cuda_cpu::static_shared<type>(&name##_site, (count))
 
 inline void __syncthreads() { cuda_cpu::syncthreads(); }

@@ -84,7 +84,7 @@ struct Half {
     const float a = std::fabs(f);
     if (a < std::ldexp(1.0f, -14)) return Half{sign};  // flush tiny values: exact as a half zero
     int exponent;
-    const float fraction = std::frexp(a, &exponent);  // a = fraction * 2^exponent, fraction in [0.5, 1)
+    const float fraction = std::frexp(a, &exponent);          // a = fraction * 2^exponent, fraction in [0.5, 1)
     const float scaled = std::nearbyint(fraction * 2048.0f);  // 11 significant bits
     uint32_t mantissa = static_cast<uint32_t>(scaled);
     if (mantissa == 2048) mantissa = 1024, ++exponent;
@@ -355,7 +355,8 @@ std::vector<double> cumulation_reference(const Inputs& in, const CumulationCase&
         double weight = double(in.km[b * n_k + j]) * collisions;
         if (weighted) {
           double dot = 0;
-          for (int64_t c2 = 0; c2 < w; ++c2) dot += double(in.qw[(b * n_q + i) * w + c2]) * in.kw[(b * n_k + j) * w + c2];
+          for (int64_t c2 = 0; c2 < w; ++c2)
+            dot += double(in.qw[(b * n_q + i) * w + c2]) * in.kw[(b * n_k + j) * w + c2];
           weight *= dot;
         }
         for (int64_t t = 0; t < d; ++t) o[t] += weight * in.v[(b * n_k + j) * d + t];
@@ -391,13 +392,12 @@ std::vector<float> lsh_weighted_cumulation_cuda(Device& device, const Inputs& in
       launch, n_k, w, m, [&] { std::fill(table.begin(), table.end(), 0.0f); },
       [&](int64_t f, int64_t c0, int64_t count) {
         device.launch(yoso::weighted_scatter_kernel, dim3(launch.scatter_blocks),
-                      dim3(launch.scatter_threads(count, d)), 0, in.kc.data(), in.km.data(), in.kw.data(),
-                      in.v.data(), table.data(), n_k, w, d, m, f, c0, count, launch.chunk, rows);
+                      dim3(launch.scatter_threads(count, d)), 0, in.kc.data(), in.km.data(), in.kw.data(), in.v.data(),
+                      table.data(), n_k, w, d, m, f, c0, count, launch.chunk, rows);
       },
       [&](int64_t f, int64_t c0, int64_t count) {
         gather.f = f, gather.c0 = c0, gather.count = count;
-        device.launch(yoso::weighted_gather_kernel, dim3(launch.gather_blocks), dim3(launch.gather_threads), 0,
-                      gather);
+        device.launch(yoso::weighted_gather_kernel, dim3(launch.gather_blocks), dim3(launch.gather_threads), 0, gather);
       });
   const float scale = static_cast<float>(1.0 / static_cast<double>(m));
   for (int64_t r = 0; r < bh * n_q; ++r) {
@@ -524,24 +524,24 @@ constexpr int64_t kHash = 4 * 2 * 256 * 40;  // bytes of one hash's tables at bh
 
 const CumulationCase kCumulationCases[] = {
     // bh, n_q, n_k, d, dv, m, tau, masks, cluster, budget, w
-    {1, 1, 1, 1, 1, 1, 1, Masks::ones, 0, 0, 1},
-    {2, 97, 300, 64, 64, 8, 8, Masks::mixed, 0, 0, 16},
-    {2, 300, 97, 33, 33, 4, 2, Masks::mixed, 0, 0, 5},         // full buckets (4 rows)
-    {1, 97, 300, 32, 320, 3, 6, Masks::ones, 0, 0, 3},         // wide values
-    {2, 97, 300, 48, 48, 16, 16, Masks::mixed, 5, 0, 8},       // 2^16 rows; the real budget chunks
+    {1, 1, 1, 1, 1, 1, 1, Masks::ones, 0, 0, 1},                // one query, one key
+    {2, 97, 300, 64, 64, 8, 8, Masks::mixed, 0, 0, 16},         // the model's head_dim, padded masks
+    {2, 300, 97, 33, 33, 4, 2, Masks::mixed, 0, 0, 5},          // full buckets (4 rows)
+    {1, 97, 300, 32, 320, 3, 6, Masks::ones, 0, 0, 3},          // wide values
+    {2, 97, 300, 48, 48, 16, 16, Masks::mixed, 5, 0, 8},        // 2^16 rows; the real budget chunks
     {2, 97, 300, 40, 40, 8, 8, Masks::mixed, 0, 3 * kHash, 7},  // 3 hashes (columns) a pass
-    {1, 7, 13, 32, 32, 256, 3, Masks::mixed, 0, 0, 2},         // 256 hashes
-    {1, 5, 9, 16, 16, 2, 2, Masks::zeros, 0, 0, 4},            // everything masked
+    {1, 7, 13, 32, 32, 256, 3, Masks::mixed, 0, 0, 2},          // 256 hashes
+    {1, 5, 9, 16, 16, 2, 2, Masks::zeros, 0, 0, 4},             // everything masked
 };
 
 const CumulationCase kBackwardCases[] = {
-    {1, 1, 1, 1, 1, 1, 1, Masks::ones, 0, 0, 0},
-    {2, 97, 300, 64, 64, 8, 8, Masks::mixed, 0, 0, 0},
-    {1, 97, 300, 33, 48, 2, 3, Masks::mixed, 0, 0, 0},   // full buckets (~37 keys); 194 warps: 6 idle at the end
-    {1, 13, 29, 320, 17, 3, 4, Masks::mixed, 0, 0, 0},   // head_dim 320, value width 17
-    {1, 3, 5, 8, 8, 256, 2, Masks::ones, 0, 0, 0},       // 256 hashes
-    {2, 97, 97, 32, 32, 4, 16, Masks::mixed, 3, 0, 0},   // 2^16 rows, codes in 3 buckets
-    {1, 7, 5, 16, 16, 2, 2, Masks::zeros, 0, 0, 0},      // everything masked
+    {1, 1, 1, 1, 1, 1, 1, Masks::ones, 0, 0, 0},        // one query, one key
+    {2, 97, 300, 64, 64, 8, 8, Masks::mixed, 0, 0, 0},  // the model's head_dim, padded masks
+    {1, 97, 300, 33, 48, 2, 3, Masks::mixed, 0, 0, 0},  // full buckets (~37 keys); 194 warps: 6 idle at the end
+    {1, 13, 29, 320, 17, 3, 4, Masks::mixed, 0, 0, 0},  // head_dim 320, value width 17
+    {1, 3, 5, 8, 8, 256, 2, Masks::ones, 0, 0, 0},      // 256 hashes
+    {2, 97, 97, 32, 32, 4, 16, Masks::mixed, 3, 0, 0},  // 2^16 rows, codes in 3 buckets
+    {1, 7, 5, 16, 16, 2, 2, Masks::zeros, 0, 0, 0},     // everything masked
 };
 
 // The weighted cumulation's cases: those of the cumulation with a smaller m where it is 256
@@ -583,9 +583,8 @@ void report(Tally& tally, const char* op, const std::string& what, Order order, 
     result.detail = e.what();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s %-24s %-8s %s  error %.2e  %.2fs%s%s\n", result.ok ? "ok  " : "FAIL", op,
-              cuda_cpu::order_name(order), what.c_str(), result.error, seconds, result.ok ? "" : "  ",
-              result.detail.c_str());
+  std::printf("%s %-24s %-8s %s  error %.2e  %.2fs%s%s\n", result.ok ? "ok  " : "FAIL", op, cuda_cpu::order_name(order),
+              what.c_str(), result.error, seconds, result.ok ? "" : "  ", result.detail.c_str());
   std::fflush(stdout);
   (result.ok ? tally.passed : tally.failed) += 1;
 }
@@ -724,8 +723,8 @@ int run_emulator_checks() {
     const std::string in = std::string(" (") + cuda_cpu::order_name(order) + ")";
     {
       std::vector<int> out(3 * 64, 0);
-      const std::string fault =
-          fault_of([&] { device.launch(rotate_through_shared, dim3(3), dim3(64), 64 * sizeof(int), out.data(), true); });
+      const std::string fault = fault_of(
+          [&] { device.launch(rotate_through_shared, dim3(3), dim3(64), 64 * sizeof(int), out.data(), true); });
       bool ok = fault.empty();
       for (int b = 0; b < 3; ++b) {
         for (int t = 0; t < 64; ++t) ok = ok && out[b * 64 + t] == (t + 1) % 64 + 1000 * b;
@@ -797,7 +796,8 @@ int run_emulator_checks() {
     }
     {
       std::vector<int> out(32, 0);
-      const std::string fault = fault_of([&] { device.launch(shuffle_outside_mask, dim3(1), dim3(32), 0, out.data()); });
+      const std::string fault =
+          fault_of([&] { device.launch(shuffle_outside_mask, dim3(1), dim3(32), 0, out.data()); });
       expect(("a shuffle reading a lane outside its mask is reported" + in).c_str(),
              fault.find("does not name") != std::string::npos, fault);
     }
@@ -805,8 +805,8 @@ int run_emulator_checks() {
       int counter = 0;
       float sum = 0;
       device.launch(count_with_atomics, dim3(7, 2), dim3(33, 3), 0, &counter, &sum);
-      expect(("atomicAdd from every thread of a 2-d grid" + in).c_str(), counter == 7 * 2 * 33 * 3 && sum == counter * 0.5f,
-             std::to_string(counter));
+      expect(("atomicAdd from every thread of a 2-d grid" + in).c_str(),
+             counter == 7 * 2 * 33 * 3 && sum == counter * 0.5f, std::to_string(counter));
     }
   }
   Device device;

@@ -49,8 +49,8 @@ struct CumulationLaunch {
   int threads;
 };
 
-inline CumulationLaunch lsh_cumulation_launch(int64_t bh, int64_t n_q, int64_t n_k, int64_t d, int64_t m,
-                                              int64_t rows, int64_t budget_bytes = kTableBudgetBytes) {
+inline CumulationLaunch lsh_cumulation_launch(int64_t bh, int64_t n_q, int64_t n_k, int64_t d, int64_t m, int64_t rows,
+                                              int64_t budget_bytes = kTableBudgetBytes) {
   CumulationLaunch launch;
   const int64_t per_hash = bh * rows * d * static_cast<int64_t>(sizeof(float));
   const int64_t fit = budget_bytes / per_hash;
