@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install test test-all lint format demo compare bench kernels gpu-check clean
+.PHONY: venv install test test-all lint format demo compare bench kernels cuda-cpu-check gpu-check clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ compare: $(STAMP)
 # Attention-level benchmark on this machine, forward+backward, checked against the performance targets in docs/bench.md.
 bench: $(STAMP)
 	$(VENV)/bin/yoso bench --seq-len 1024 4096 16384 --backward
+
+# Without a GPU: the CUDA kernels' device code run on the CPU under tests/cuda_cpu/cuda_cpu.h (g++ with
+# AddressSanitizer/UBSan), against the reference, with planted bugs that must fail. Also part of `make test`.
+cuda-cpu-check: $(STAMP)
+	$(PY) -m pytest -q tests/test_cuda_cpu.py
 
 # On a CUDA machine: build the CUDA kernels, run tests/gpu/, run the GPU benchmark.
 gpu-check: $(STAMP)

@@ -1,13 +1,5 @@
-// LSH backward of sampled YOSO on CUDA, the same algorithm as the CPU kernel (cpu/lsh_backward.cpp):
-//   grad_value_j = key_mask_j / m         sum_f sum_i [collide] query_mask_i g_i
-//   grad_query_i = query_mask_i tau/2 / m sum_f sum_j [collide] key_mask_j (g_i . v_j) k_j
-//   grad_key_j   = key_mask_j tau/2 / m   sum_f sum_i [collide] query_mask_i (g_i . v_j) q_i
-// For every hash the keys are sorted by bucket (masked keys get a code past the last bucket, so
-// they sort last and match no query); every query finds its bucket's range of sorted keys by
-// binary search. One warp per (batch*head, hash, query) then walks that range: the dot product
-// g_i . v_j (a warp reduction) is formed once and serves grad_query, grad_key and grad_value, the
-// pairwise form of the CPU kernel. Gradients are summed with atomicAdd, so float32 sums may differ
-// in the last bits from run to run.
+// LSH backward of sampled YOSO on CUDA: the launcher (keys sorted by bucket, each query's range
+// found by binary search, then the kernel). The device code and the math are in lsh_backward.cuh.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/full_like.h>
 #include <ATen/ops/ne.h>
@@ -15,6 +7,7 @@
 #include <ATen/ops/sort.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
@@ -23,61 +16,10 @@
 
 #include "../checks.h"
 #include "../common.h"
-#include "launch.cuh"
+#include "lsh_backward.cuh"
 
 namespace yoso {
 namespace {
-
-constexpr int kWarp = 32;
-
-// What the backward kernel reads and writes, float32 rows, contiguous: the kernel's single argument.
-struct BackwardArgs {
-  const int64_t* order;     // (bh, m, n_k): keys of each (b, f) in bucket order
-  const int64_t* first;     // (bh, m, n_q): start of query i's bucket in order
-  const int64_t* last;      // (bh, m, n_q): end of query i's bucket in order
-  const float* query_mask;  // (bh, n_q)
-  const float* key_mask;    // (bh, n_k)
-  const float* query;       // (bh, n_q, d)
-  const float* key;         // (bh, n_k, d)
-  const float* value;       // (bh, n_k, dv)
-  const float* grad;        // (bh, n_q, dv)
-  float* grad_query;        // (bh, n_q, d)
-  float* grad_key;          // (bh, n_k, d)
-  float* grad_value;        // (bh, n_k, dv)
-  int64_t bh, n_q, n_k, d, dv, m;
-};
-
-// One warp per (b, f, i): blockIdx.x * warps_per_block + warp = (b * m + f) * n_q + i.
-__global__ void backward_kernel(const BackwardArgs args) {
-  const int64_t n_q = args.n_q, n_k = args.n_k, d = args.d, dv = args.dv, m = args.m;
-  const int64_t warps_per_block = blockDim.x / kWarp;
-  const int64_t task = static_cast<int64_t>(blockIdx.x) * warps_per_block + threadIdx.x / kWarp;
-  const int lane = static_cast<int>(threadIdx.x % kWarp);
-  if (task >= args.bh * m * n_q) return;
-  const int64_t i = task % n_q, bf = task / n_q, b = bf / m;
-  const float qmask = args.query_mask[b * n_q + i];
-  if (qmask == 0.0f) return;
-  const float* g = args.grad + (b * n_q + i) * dv;
-  const float* q = args.query + (b * n_q + i) * d;
-  float* gq = args.grad_query + (b * n_q + i) * d;
-  const int64_t* keys = args.order + bf * n_k;  // keys of (b, f) in bucket order
-  for (int64_t p = args.first[task]; p < args.last[task]; ++p) {
-    const int64_t j = keys[p];
-    const float kmask = args.key_mask[b * n_k + j];
-    const float* v = args.value + (b * n_k + j) * dv;
-    float partial = 0.0f;
-    for (int64_t t = lane; t < dv; t += kWarp) partial += g[t] * v[t];
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) partial += __shfl_xor_sync(0xffffffffu, partial, offset);
-    const float* k = args.key + (b * n_k + j) * d;
-    float* gk = args.grad_key + (b * n_k + j) * d;
-    float* gv = args.grad_value + (b * n_k + j) * dv;
-    for (int64_t t = lane; t < d; t += kWarp) {
-      atomicAdd(gq + t, partial * kmask * k[t]);
-      atomicAdd(gk + t, partial * qmask * q[t]);
-    }
-    for (int64_t t = lane; t < dv; t += kWarp) atomicAdd(gv + t, qmask * g[t]);
-  }
-}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(
     const at::Tensor& query_codes, const at::Tensor& key_codes, const at::Tensor& query_mask,
@@ -104,10 +46,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(
     const at::Tensor first = at::searchsorted(sorted, qc, /*out_int32=*/false, /*right=*/false).contiguous();
     const at::Tensor last = at::searchsorted(sorted, qc, /*out_int32=*/false, /*right=*/true).contiguous();
     order = order.contiguous();
-    const int64_t tasks = bh * m * n_q, threads = 256, warps = threads / kWarp;
-    const int64_t blocks = (tasks + warps - 1) / warps;
-    TORCH_CHECK(blocks <= 2147483647LL, "yoso: lsh_backward on CUDA supports at most ", 2147483647LL * warps,
-                " (batch*heads * num_hash * seq) tasks, got ", tasks);
+    const BackwardLaunch launch = lsh_backward_launch(bh, n_q, m);
+    const int64_t warps = launch.threads / kWarp;
+    TORCH_CHECK(launch.blocks <= 2147483647LL, "yoso: lsh_backward on CUDA supports at most ",
+                2147483647LL * warps, " (batch*heads * num_hash * seq) tasks, got ", launch.tasks);
     BackwardArgs args;
     args.order = order.const_data_ptr<int64_t>();
     args.first = first.const_data_ptr<int64_t>();
@@ -122,7 +64,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(
     args.grad_key = gk.mutable_data_ptr<float>();
     args.grad_value = gv.mutable_data_ptr<float>();
     args.bh = bh, args.n_q = n_q, args.n_k = n_k, args.d = d, args.dv = dv, args.m = m;
-    backward_kernel<<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0,
+    backward_kernel<<<static_cast<unsigned>(launch.blocks), static_cast<unsigned>(launch.threads), 0,
                       c10::cuda::getCurrentCUDAStream()>>>(args);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
