@@ -107,3 +107,5 @@ print(f"  timed step sampled    : {rate(base.get('tokens_per_second'))}, peak {m
       f"({base.get('kernel')} kernel)", file=sys.stderr)
 PY
 echo "demo finished in $(( $(date +%s) - start )) s; outputs in $OUT/ (summary: $OUT/summary.json)" >&2
+echo "pass-key is answered from its own sentence; for what sampled YOSO learns against softmax on" \
+    "associative recall (builtin:recall), see docs/quality.md" >&2
