@@ -183,7 +183,7 @@ def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
     YOSO (``--attention sampled|expectation``) or the softmax baseline (``--attention softmax``:
     transformers' RoBERTa class of the task, SDPA attention, same sizes, vocabulary and length).
     """
-    from ..modeling import TASK_MODELS
+    from ..modeling import TASK_MODELS, enable_gradient_checkpointing
     from ..sizes import size_config, softmax_config
 
     _check_attention(config)
@@ -225,4 +225,6 @@ def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
         except (OSError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"--model {config.model!r} cannot be loaded: {exc}") from None
     model.config.task = config.task
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     return model
