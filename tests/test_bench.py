@@ -184,7 +184,7 @@ def test_cli_defaults_are_bench_config_defaults():
     params = inspect.signature(command).parameters
     default = BenchConfig()
     shared = [f.name for f in dataclasses.fields(BenchConfig) if f.name in params and f.name != "seq_len"]
-    assert len(shared) == 14
+    assert len(shared) == 15
     for name in shared:
         expected = getattr(default, name)
         assert params[name].default.default == (str(expected) if name == "hash_code_len" else expected), name
@@ -258,7 +258,7 @@ def test_auto_code_length_and_several_dtypes_in_one_run(monkeypatch):
 
     monkeypatch.setattr(bench.runner, "make_call", fake_call)
     cfg = bench.BenchConfig(
-        seq_len=[16, 64],
+        seq_len=[256, 1024],
         heads=2,
         head_dim=8,
         num_hash=4,
@@ -270,19 +270,20 @@ def test_auto_code_length_and_several_dtypes_in_one_run(monkeypatch):
     )
     rows = bench.run_bench(cfg)
     assert [(r.impl, r.seq_len, r.dtype, r.hash_code_len) for r in rows] == [
-        ("sdpa", 16, "float32", None),
-        ("yoso-reference", 16, "float32", 4),
-        ("sdpa", 64, "float32", None),
-        ("yoso-reference", 64, "float32", 6),
-        ("sdpa", 16, "bfloat16", None),
-        ("yoso-reference", 16, "bfloat16", 4),
-        ("sdpa", 64, "bfloat16", None),
-        ("yoso-reference", 64, "bfloat16", 6),
+        ("sdpa", 256, "float32", None),
+        ("yoso-reference", 256, "float32", 8),
+        ("sdpa", 1024, "float32", None),
+        ("yoso-reference", 1024, "float32", 10),
+        ("sdpa", 256, "bfloat16", None),
+        ("yoso-reference", 256, "bfloat16", 8),
+        ("sdpa", 1024, "bfloat16", None),
+        ("yoso-reference", 1024, "bfloat16", 10),
     ]
-    assert ("yoso-reference", 64, "bfloat16", 6) in seen
+    assert ("yoso-reference", 1024, "bfloat16", 10) in seen
     assert all(r.speedup_vs_softmax is not None for r in rows)
     assert bench.auto_hash_code_len(4096) == 12 and bench.auto_hash_code_len(16384) == 14
-    assert bench.auto_hash_code_len(1) == 1 and bench.auto_hash_code_len(1 << 20) == 16
+    # the rule of a new model in `yoso pretrain`: never below 8, never above 16
+    assert bench.auto_hash_code_len(128) == 8 and bench.auto_hash_code_len(1 << 20) == 16
 
 
 def _rows():

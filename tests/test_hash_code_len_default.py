@@ -43,3 +43,34 @@ def test_a_model_directory_keeps_its_own(tokenizer, tmp_path):
     model.save_pretrained(tmp_path / "m")
     again = merge_config(None, {"model": str(tmp_path / "m"), "seq_len": 64}, task="mlm")
     assert build_model(again, tokenizer, None).config.hash_code_len == 13  # not auto's 8
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("seq_len", [128, 2048])
+def test_pretrain_and_bench_mean_the_same_auto(tmp_path, seq_len):
+    """`yoso pretrain` and `yoso bench` take one rule for auto (the bench once clamped to [1, 16], so
+    128 tokens meant tau 7 there and 8 here)."""
+    import json
+
+    from helpers import invoke
+
+    from yoso_core import bench
+
+    assert bench.auto_hash_code_len is auto_hash_code_len
+    out = tmp_path / "mlm"
+    trained = invoke(
+        "pretrain", "--model", "tiny", "--seq-len", str(seq_len), "--max-steps", "1", "--batch-size", "1",
+        "--num-train", "4", "--num-validation", "1", "--attention", "sampled", "--num-hash", "2",
+        "--hash-code-len", "auto", "--output-dir", str(out),
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+    trained_tau = json.loads((out / "final" / "config.json").read_text())["hash_code_len"]
+    timed = invoke(
+        "bench", "--seq-len", str(seq_len), "--hash-code-len", "auto", "--impl", "yoso-reference",
+        "--heads", "1", "--head-dim", "8", "--num-hash", "2", "--repeats", "1", "--warmup", "0",
+        "--memory", "none", "--json",
+    )  # fmt: skip
+    assert timed.exit_code == 0, timed.stderr
+    (row,) = [json.loads(line) for line in timed.stdout.splitlines()]
+    assert trained_tau == row["hash_code_len"] == auto_hash_code_len(seq_len) == {128: 8, 2048: 11}[seq_len]

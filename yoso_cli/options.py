@@ -206,6 +206,15 @@ PrecisionOpt = Annotated[
         "--precision", help="fp32 or bf16 (autocast). " + default("precision"), rich_help_panel=OPT_PANEL
     ),
 ]
+GradientCheckpointingOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Keep only each layer's input and recompute its forward in the backward: much less "
+        "memory for long sequences, for a second forward pass. " + default("gradient_checkpointing"),
+        rich_help_panel=OPT_PANEL,
+    ),
+]
 DeviceOpt = Annotated[
     str | None,
     typer.Option("--device", help="auto, cpu or cuda. " + default("device"), rich_help_panel=RUN_PANEL),

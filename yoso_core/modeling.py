@@ -749,3 +749,22 @@ TASK_MODELS = {
     "token-classification": YosoForTokenClassification,
     "qa": YosoForQuestionAnswering,
 }
+
+
+def enable_gradient_checkpointing(model: PreTrainedModel, **checkpoint_kwargs) -> None:
+    """Checkpoint every layer of ``model`` (ours or transformers' RoBERTa) by transformers' mechanism.
+
+    Non-reentrant checkpointing restores the RNG state before it recomputes a layer, so sampled
+    attention hashes with the functions the forward drew and dropout keeps its masks: the gradients
+    equal those of an unchecked step. ``checkpoint_kwargs`` go to ``torch.utils.checkpoint``.
+    """
+    kwargs = {"use_reentrant": False, **checkpoint_kwargs}
+    if hasattr(model, "activation_checkpointing_enable"):  # newer transformers; the old name warns there
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def is_gradient_checkpointing(model: torch.nn.Module) -> bool:
+    """Whether any layer of ``model`` is checkpointed."""
+    return any(getattr(module, "gradient_checkpointing", False) for module in model.modules())

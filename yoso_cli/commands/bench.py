@@ -63,7 +63,8 @@ def command(
     num_hash: int = typer.Option(_DEFAULT.num_hash, help="Hash functions of sampled YOSO."),
     hash_code_len: str = typer.Option(
         str(_DEFAULT.hash_code_len),
-        help="Bits per hash code (YOSO and YOSO-E), or auto: round(log2(n)) at each length.",
+        help="Bits per hash code (YOSO and YOSO-E), or auto: round(log2(n)) at each length, "
+        "clamped to [8, 16] as for a new model in `yoso pretrain`.",
     ),
     dtype: str = typer.Option(
         _DEFAULT.dtype,
@@ -95,6 +96,12 @@ def command(
     ),
     model: str = typer.Option(
         _DEFAULT.model, help="Model size (tiny, small, base) or a model directory, with --model-level."
+    ),
+    gradient_checkpointing: bool = typer.Option(
+        _DEFAULT.gradient_checkpointing,
+        "--gradient-checkpointing",
+        help="With --model-level --backward: recompute each layer's activations in the backward "
+        "(less memory, more time), as `yoso pretrain --gradient-checkpointing` trains.",
     ),
     impl: list[str] | None = typer.Option(
         None,
@@ -131,6 +138,9 @@ def command(
 
       yoso bench --model-level --model base --seq-len 4096 --repeats 3
 
+      yoso bench --model-level --model base --seq-len 65536 --backward --dtype bfloat16 \
+        --gradient-checkpointing --hash-code-len auto
+
       yoso bench --device cuda --dtype float16 --seq-len 4096 16384 65536
 
       yoso bench --seq-len 4096 16384 --impl sdpa --impl yoso-cpu --dtype float32,bfloat16 --backward
@@ -156,6 +166,7 @@ def command(
         memory=memory,
         model_level=model_level,
         model=model,
+        gradient_checkpointing=gradient_checkpointing,
         impls=impl or None,
     )
     lengths = _lengths(seq_len, extra)
@@ -209,6 +220,8 @@ def _table(rows, cfg):
 
     level = "model" if cfg.model_level else "attention"
     shape = f"model {cfg.model}" if cfg.model_level else f"{cfg.heads} heads x {cfg.head_dim}"
+    if cfg.gradient_checkpointing:
+        shape += ", gradient checkpointing"
     table = Table(
         title=f"yoso bench, {level} level, {cfg.mode}: batch {cfg.batch}, {shape}, "
         f"{cfg.dtype} on {cfg.device}, m={cfg.num_hash}, tau={cfg.hash_code_len}"

@@ -109,20 +109,26 @@ def model_impls(cfg: BenchConfig) -> list[tuple[str, str | None]]:
 def model_note(cfg: BenchConfig, impl: str) -> str:
     """What exactly a model-level row runs."""
     if impl == "softmax":
-        return "transformers RobertaModel, SDPA attention, same hidden size, layers and heads"
-    if impl == "yoso":
-        return f"yoso_core YosoModel, sampled attention, {_yoso_backend(cfg.device)} backend"
-    return (
-        "transformers YosoModel in its expectation mode (YOSO-E): its sampled mode has no CPU path "
-        "and needs a CUDA kernel downloaded from the hub"
-    )
+        note = "transformers RobertaModel, SDPA attention, same hidden size, layers and heads"
+    elif impl == "yoso":
+        note = f"yoso_core YosoModel, sampled attention, {_yoso_backend(cfg.device)} backend"
+    else:
+        note = (
+            "transformers YosoModel in its expectation mode (YOSO-E): its sampled mode has no CPU path "
+            "and needs a CUDA kernel downloaded from the hub"
+        )
+    if cfg.backward:
+        note += "; a training step: forward, backward, AdamW"
+        if cfg.gradient_checkpointing:
+            note += ", with gradient checkpointing"
+    return note
 
 
 def build_model(cfg: BenchConfig, impl: str, max_len: int) -> torch.nn.Module:
     """A randomly initialised model of the benchmarked size for ``impl``, on the device and dtype."""
     import transformers
 
-    from ..modeling import YosoModel
+    from ..modeling import YosoModel, enable_gradient_checkpointing
 
     config = model_config(cfg, max_len)
     torch.manual_seed(0)
@@ -157,11 +163,13 @@ def build_model(cfg: BenchConfig, impl: str, max_len: int) -> torch.nn.Module:
                 num_hash=cfg.num_hash,
             )
             model = transformers.YosoModel(theirs)
+    if cfg.gradient_checkpointing:  # as `yoso pretrain --gradient-checkpointing` trains
+        enable_gradient_checkpointing(model)
     return model.to(device=cfg.device, dtype=DTYPES[cfg.dtype])
 
 
 def model_call(cfg: BenchConfig, model: torch.nn.Module, seq_len: int) -> Callable[[], None]:
-    """One forward (or training step: forward and backward, no optimiser) of ``model`` on seeded ids."""
+    """One forward (or training step: forward, backward of the mean squared output, AdamW) on seeded ids."""
     device = torch.device(cfg.device)
     gen = torch.Generator().manual_seed(seq_len)
     vocab = model.config.vocab_size
@@ -169,11 +177,14 @@ def model_call(cfg: BenchConfig, model: torch.nn.Module, seq_len: int) -> Callab
     mask = torch.ones(cfg.batch, seq_len, dtype=torch.long, device=device)
     if cfg.backward:
         model.train()
+        # Its moments are allocated by the first step, so a step measured alone counts them.
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
         def call():
-            model.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             out = model(input_ids=ids, attention_mask=mask).last_hidden_state
             out.float().pow(2).mean().backward()
+            optimizer.step()
             _sync(device)
     else:
         model.eval()

@@ -7,17 +7,18 @@ defaults for its options at start-up; ``check`` and the code-length helpers impo
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..devices import DTYPE_NAMES
+from ..sizes import auto_hash_code_len  # the one rule, shared with training: log2(n) in [8, 16]
 
 ATTENTION_IMPLS = ("sdpa", "yoso-e", "yoso-reference", "yoso-cpu", "yoso-cuda")
 MODEL_IMPLS = ("softmax", "yoso", "transformers-yoso")
 BASELINE = {"attention": "sdpa", "model": "softmax"}
 MEMORY_MODES = ("auto", "process", "none")
+MODEL_TYPES = ("yoso", "roberta")  # the config.json model types --model-level --model DIR times
 
 MEMORY_CUDA = "cuda max_memory_allocated growth over one call"
 MEMORY_CHILD = "child process: peak RSS growth over one call (VmHWM)"
@@ -59,7 +60,7 @@ class BenchConfig:
     heads: int = 12
     head_dim: int = 64
     num_hash: int = 32
-    hash_code_len: int | str = 8  # or "auto": round(log2(seq_len)) per length, the paper's setting
+    hash_code_len: int | str = 8  # or "auto": round(log2(seq_len)) in [8, 16] per length, the paper's setting
     dtype: str = "float32"  # or several, comma-separated ("float32,bfloat16"), timed one after the other
     device: str = "cpu"
     backward: bool = False
@@ -69,6 +70,7 @@ class BenchConfig:
     memory: str = "auto"  # auto: CUDA allocator stats on CUDA, a child process per row on CPU
     model_level: bool = False
     model: str = "base"  # a size of yoso_core.sizes.MODEL_SIZES or a model directory
+    gradient_checkpointing: bool = False  # model level, --backward: recompute each layer in the backward
     impls: list[str] | None = None  # a subset of the implementations; None = all
     model_overrides: dict[str, Any] = field(default_factory=dict)  # YosoConfig fields, e.g. a small vocab
 
@@ -122,6 +124,11 @@ class BenchConfig:
                     f"--impl {impl!r} is not one of the {level}-level implementations; choose from "
                     f"{', '.join(known)}"
                 )
+        if self.gradient_checkpointing and not (self.model_level and self.backward):
+            raise ValueError(
+                "--gradient-checkpointing applies to a training step: add --model-level --backward "
+                "(attention alone and forward passes keep nothing to recompute)"
+            )
         if self.model_level:
             from ..sizes import MODEL_SIZES
 
@@ -141,7 +148,7 @@ class BenchConfig:
         return [part.strip() for part in str(self.dtype).split(",")]
 
     def code_len(self, seq_len: int) -> int:
-        """The hash code length at ``seq_len``: the fixed one, or round(log2(seq_len)) clamped for auto."""
+        """The hash code length at ``seq_len``: the fixed one, or ``sizes.auto_hash_code_len`` for auto."""
         if self.hash_code_len != "auto":
             return int(self.hash_code_len)
         return auto_hash_code_len(seq_len)
@@ -150,13 +157,6 @@ class BenchConfig:
     def mode(self) -> str:
         """``forward`` or ``forward+backward``, as the rows report it."""
         return "forward+backward" if self.backward else "forward"
-
-
-def auto_hash_code_len(seq_len: int) -> int:
-    """``round(log2(seq_len))`` within the supported code lengths (12 at 4,096, 14 at 16,384)."""
-    from ..config import MAX_HASH_CODE_LEN, MIN_HASH_CODE_LEN
-
-    return min(MAX_HASH_CODE_LEN, max(MIN_HASH_CODE_LEN, round(math.log2(max(1, seq_len)))))
 
 
 @dataclass
@@ -207,6 +207,14 @@ def model_config(cfg: BenchConfig, max_len: int):
     from ..sizes import MODEL_SIZES
 
     theirs = None if cfg.model in MODEL_SIZES else json.loads((Path(cfg.model) / "config.json").read_text())
+    kind = theirs.get("model_type") if isinstance(theirs, dict) else None
+    if theirs is not None and kind not in MODEL_TYPES:
+        raise ValueError(
+            f"its config.json {'is a ' + repr(kind) + ' model' if kind else 'names no model_type'}; the "
+            "model-level bench times YOSO or RoBERTa encoders "
+            f"(model_type {' or '.join(map(repr, MODEL_TYPES))}): give such a directory or a size "
+            "(tiny, small, base)"
+        )
     if theirs is None:
         base = dict(MODEL_SIZES[cfg.model])
     elif theirs.get("model_type") == "roberta":
@@ -225,7 +233,7 @@ def model_config(cfg: BenchConfig, max_len: int):
         **cfg.model_overrides,
         "use_expectation": False,
         "num_hash": cfg.num_hash,
-        "hash_code_len": cfg.hash_code_len,
+        "hash_code_len": cfg.code_len(max_len),
     }
     fields["max_position_embeddings"] = max(int(fields.get("max_position_embeddings", 0)), max_len)
     return YosoConfig(**fields)

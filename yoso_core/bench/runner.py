@@ -57,6 +57,9 @@ def _run_single(cfg: BenchConfig, progress: Callable[[str], None] | None = None)
                 result = child_measure(cfg, level, impl, seq_len)
                 if result["status"] == "ok":
                     row.peak_mem_mib, row.memory_method = result["peak_mib"], result["method"]
+                    if level == "model" and result.get("process_peak_mib"):
+                        whole = f"whole process peak {result['process_peak_mib']:,.0f} MiB"
+                        row.note = f"{row.note}; {whole}" if row.note else whole
                     runnable.append(impl)
                 else:
                     row.status, row.note = result["status"], result.get("note", "")

@@ -192,7 +192,7 @@ def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
     YOSO (``--attention sampled|expectation``) or the softmax baseline (``--attention softmax``:
     transformers' RoBERTa class of the task, SDPA attention, same sizes, vocabulary and length).
     """
-    from ..modeling import TASK_MODELS
+    from ..modeling import TASK_MODELS, enable_gradient_checkpointing
     from ..sizes import size_config, softmax_config
 
     _check_attention(config)
@@ -234,6 +234,8 @@ def build_model(config: TrainConfig, tokenizer, labels: list[str] | None):
         new_head = task_of(saved) != config.task
         model = load_pretrained(model_class, config.model, new_head=new_head, **fields)
     model.config.task = config.task
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     return model
 
 

@@ -74,6 +74,8 @@ class TrainConfig:
     keep_checkpoints: int | None = None  # None keeps every checkpoint
     seed: int = 0
     precision: str = "fp32"
+    # Recompute each layer's activations in the backward (transformers' mechanism): memory for length.
+    gradient_checkpointing: bool = False
     device: str = "auto"
     resume: str | None = None  # a checkpoint directory, or "auto" for the newest complete one
     # Model fields (from scratch; on a directory they override its config).
