@@ -278,27 +278,25 @@ def _stderr_metrics(metrics: dict) -> None:
 def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
     """The task's metrics of ``answers`` against the gold labels of the same lines, plus ``"lines"``.
 
-    classification and multiple-choice: accuracy; token-classification: entity precision, recall
-    and F1 and token accuracy; qa: SQuAD exact match and F1 (in %).
+    The figures are ``metrics.task_metrics``'s, as training's evaluation reports them:
+    classification accuracy and macro-F1; multiple-choice accuracy; token-classification entity
+    precision, recall and F1 and token accuracy (a null gold tag is a word without a label, left
+    out); qa SQuAD exact match and F1 (in %).
     """
-    from . import metrics
+    from .metrics import task_metrics
 
-    result: dict[str, float] = {"lines": len(golds)}
     if task == "classification":
-        result["accuracy"] = metrics.accuracy([a["label"] for a in answers], [str(g) for g in golds])
+        predictions, golds = [a["label"] for a in answers], [str(g) for g in golds]
     elif task == "multiple-choice":
-        result["accuracy"] = metrics.accuracy([a["choice"] for a in answers], golds)
+        predictions = [a["choice"] for a in answers]
     elif task == "token-classification":
-        # a null gold tag marks a word without a label: left out of both
-        pairs = [
-            [(g, p) for g, p in zip(gold, a["tags"]) if g is not None] for gold, a in zip(golds, answers)
-        ]
-        golds = [[g for g, _ in row] for row in pairs]
-        predicted = [[p for _, p in row] for row in pairs]
-        result.update(metrics.entity_metrics(golds, predicted))
-        result["token_accuracy"] = metrics.token_accuracy(golds, predicted)
+        predictions = [a["tags"] for a in answers]
     elif task == "qa":
-        result.update(metrics.squad_metrics([a["answer"] for a in answers], [g["text"] for g in golds]))
+        predictions, golds = [a["answer"] for a in answers], [g["text"] for g in golds]
+    else:
+        return {"lines": len(golds)}
+    result: dict[str, float] = {"lines": len(golds)}
+    result.update(task_metrics(task, predictions, golds))
     return result
 
 
