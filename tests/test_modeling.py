@@ -254,3 +254,27 @@ def test_set_attention_backend_reaches_every_attention_layer():
     assert len(layers) == TINY["num_hidden_layers"] and {m.backend for m in layers} == {"auto"}
     model.set_attention_backend("reference")
     assert {m.backend for m in layers} == {"reference"}
+
+
+def test_position_layout_is_robertas_with_the_one_offset():
+    """YOSO's position table and ids follow ``positions.POSITION_OFFSET``, as the softmax baseline's do."""
+    from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
+
+    from yoso_core.positions import POSITION_OFFSET
+    from yoso_core.saved import ROBERTA_POSITION_OFFSET, max_length_of
+    from yoso_core.sizes import softmax_config
+
+    config = YosoConfig(**TINY)
+    n = config.max_position_embeddings
+    model = YosoModel(config)
+    embeddings = model.embeddings
+    assert ROBERTA_POSITION_OFFSET == POSITION_OFFSET
+    assert embeddings.position_embeddings.num_embeddings == n + POSITION_OFFSET
+    assert embeddings.position_ids.tolist() == [list(range(POSITION_OFFSET, n + POSITION_OFFSET))]
+    theirs = softmax_config("tiny", vocab_size=config.vocab_size, max_position_embeddings=n)
+    assert theirs.max_position_embeddings == n + POSITION_OFFSET
+    assert max_length_of(theirs) == max_length_of(model.config) == n
+    # RoBERTa numbers the tokens of an unpadded input from padding_idx + 1: the same ids as ours
+    ids = torch.randint(3, 99, (1, n))
+    theirs_ids = RobertaEmbeddings.create_position_ids_from_input_ids(ids, padding_idx=config.pad_token_id)
+    assert theirs_ids.tolist() == embeddings.position_ids.tolist()

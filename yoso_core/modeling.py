@@ -45,22 +45,26 @@ from transformers.pytorch_utils import apply_chunking_to_forward
 
 from .attention import expectation_weights, yoso_attention
 from .config import YosoConfig, check_model_config
+from .positions import POSITION_OFFSET
 
 
 class YosoEmbeddings(nn.Module):
-    """Word + position + token-type embeddings; position ids start at 2 as in RoBERTa."""
+    """Word + position + token-type embeddings; position ids start at ``POSITION_OFFSET``, as in RoBERTa."""
 
     def __init__(self, config: YosoConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(
             config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
         )
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings + 2, config.hidden_size)
+        rows = config.max_position_embeddings + POSITION_OFFSET  # rows 0-1 never read, as in RoBERTa
+        self.position_embeddings = nn.Embedding(rows, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.register_buffer(
-            "position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)) + 2, persistent=False
+            "position_ids",
+            torch.arange(config.max_position_embeddings).expand((1, -1)) + POSITION_OFFSET,
+            persistent=False,
         )
 
     def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
@@ -375,7 +379,8 @@ class YosoPreTrainedModel(PreTrainedModel):
             module.bias.zero_()
         elif isinstance(module, YosoEmbeddings):
             n = module.position_ids.shape[-1]
-            module.position_ids.copy_(torch.arange(n, device=module.position_ids.device).expand((1, -1)) + 2)
+            ids = torch.arange(n, device=module.position_ids.device).expand((1, -1)) + POSITION_OFFSET
+            module.position_ids.copy_(ids)
 
 
 class YosoModel(YosoPreTrainedModel):
