@@ -344,3 +344,18 @@ def test_predict_metrics_equal_training_evaluation_on_the_same_records(models, t
     assert scored.pop("lines") == len(lines) >= 4
     assert set(scored) == set(evaluated)
     assert scored == pytest.approx(evaluated)
+
+
+def test_multiple_choice_lines_of_other_choice_counts_share_a_batch(models):
+    """Predict pads a batch with ``collate(pad_choices=True)``: a line's answer is the one it gets alone."""
+    lines = [
+        json.dumps({"context": "The pass key is 12345.", "choices": ["12345", "54321"]}),
+        json.dumps({"context": "Lists are mutable.", "choices": ["mutable", "immutable", "frozen", "fixed"]}),
+        json.dumps({"context": "Tuples are not.", "choices": ["a", "b", "c"]}),
+    ]
+    together = list(predict(models["multiple-choice"], lines, batch_size=3))
+    alone = [out for line in lines for out in predict(models["multiple-choice"], [line], batch_size=1)]
+    assert [len(out["scores"]) for out in together] == [2, 4, 3]
+    assert [out["choice"] for out in together] == [out["choice"] for out in alone]
+    for a, b in zip(together, alone):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)

@@ -115,32 +115,6 @@ def _load_weights(model_class: Any, path: Path) -> Any:
         raise PredictError(str(exc)) from None
 
 
-def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Model inputs of ``features``, right-padded to the longest (pad id, attention_mask 0).
-
-    Handles ``(seq,)`` features and multiple-choice ``(choices, seq)`` features alike.
-    """
-    rows = [f["input_ids"] for f in features]
-    nested = bool(rows) and isinstance(rows[0][0], list)
-    if nested:  # multiple choice: [batch][choices][seq] -> pad choices and seq
-        width = max(len(seq) for r in rows for seq in r)
-        choices = max(len(r) for r in rows)
-        ids = torch.full((len(rows), choices, width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), choices, width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            for j, seq in enumerate(r):
-                ids[i, j, : len(seq)] = torch.tensor(seq)
-                mask[i, j, : len(seq)] = 1
-    else:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
 def encode_record(predictor: Predictor, record: dict) -> list[dict]:
     """The features of one record (several windows for long inputs); EncodingError says why not."""
     from .data import encode
@@ -162,7 +136,7 @@ def answer(
     Every batch draws its sampled hash functions from ``seed`` afresh (they are shared across the
     batch, and padding is exact), so a record's answer does not depend on what it is batched with.
     """
-    from .data import decode
+    from .data import collate, decode
     from .inference import feature_outputs, run_model
 
     if not records:
@@ -170,11 +144,12 @@ def answer(
     if features is None:
         features = [encode_record(predictor, record) for record in records]
     features = [{**f, "example_index": i} for i, group in enumerate(features) for f in group]
-    pad_id = predictor.tokenizer.pad_token_id
+    pad = collate(predictor.task, predictor.tokenizer, mask=False, pad_choices=True)
 
     def batch_inputs(chunk: list[dict]) -> dict[str, torch.Tensor]:
         torch.manual_seed(seed)  # run_model calls the model right after this: same hashes every batch
-        return pad_inputs(chunk, pad_id)
+        batch = pad(chunk)
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
     outputs: list[dict] = []
     for chunk, _, out in run_model(
