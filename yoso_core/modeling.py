@@ -43,7 +43,8 @@ from transformers.modeling_outputs import (
 )
 from transformers.pytorch_utils import apply_chunking_to_forward
 
-from .attention import expectation_weights, yoso_attention
+from .attention import yoso_attention
+from .attention.expectation import ExpectationWeights
 from .config import YosoConfig, check_model_config
 from .positions import POSITION_OFFSET
 
@@ -79,34 +80,6 @@ class YosoEmbeddings(nn.Module):
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
         embeddings = embeddings + self.position_embeddings(position_ids)
         return self.dropout(self.LayerNorm(embeddings))
-
-
-class ExpectationWeights(torch.autograd.Function):
-    """YOSO-E weights ``A`` (float32 ``(batch, heads, n, n)``) of unit Q, K with the surrogate backward.
-
-    ``A_ij = (1 - arccos(q_i . k_j) / pi) ** tau * mask_i * mask_j``. Backward, given ``dL/dA``:
-    ``dq_i = (tau/2) sum_j A_ij dA_ij k_j`` and ``dk_j = (tau/2) sum_i A_ij dA_ij q_i``; composed with
-    ``out = A V`` this is exactly YOSO-E's surrogate gradient (``dA_ij = g_i . v_j``).
-    """
-
-    @staticmethod
-    def forward(ctx, query, key, mask, hash_code_len):
-        b, h, n, d = query.shape
-        flat_mask = mask[:, None, :].expand(b, h, n).reshape(b * h, n)
-        weights = expectation_weights(
-            query.reshape(b * h, n, d), key.reshape(b * h, n, d), flat_mask, flat_mask, hash_code_len
-        ).reshape(b, h, n, n)
-        ctx.save_for_backward(weights, query, key)
-        ctx.hash_code_len = hash_code_len
-        return weights
-
-    @staticmethod
-    def backward(ctx, grad):
-        weights, query, key = ctx.saved_tensors
-        weighted = grad.float() * weights * (ctx.hash_code_len / 2)
-        grad_query = torch.matmul(weighted, key.float())
-        grad_key = torch.matmul(weighted.transpose(-1, -2), query.float())
-        return grad_query.to(query.dtype), grad_key.to(key.dtype), None, None
 
 
 class YosoSelfAttention(nn.Module):
