@@ -328,6 +328,16 @@ class YosoPreTrainedModel(PreTrainedModel):
             return_dict=True,
         )
 
+    def _result(self, output_class, return_dict: bool, loss, outputs, **fields):
+        """A head's return value: ``output_class(loss, **fields, hidden_states, attentions)``, or
+        with ``return_dict`` False its tuple (``fields`` in order, then the encoder's extras; the
+        loss first when there is one)."""
+        if not return_dict:
+            return _with_loss(loss, tuple(fields.values()) + outputs.to_tuple()[1:])
+        return output_class(
+            loss=loss, **fields, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
     def set_attention_backend(self, backend: str) -> None:
         """Run every attention layer on ``backend`` (``"auto"``, ``"reference"`` or a compiled one)."""
         for module in self.modules():
@@ -481,11 +491,7 @@ class YosoForMaskedLM(YosoPreTrainedModel):
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.config.vocab_size), labels.view(-1))
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(MaskedLMOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoClassificationHead(nn.Module):
@@ -557,11 +563,7 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
                 loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
             else:
                 loss = BCEWithLogitsLoss()(logits, labels)
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(SequenceClassifierOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoForMultipleChoice(YosoPreTrainedModel):
@@ -605,11 +607,7 @@ class YosoForMultipleChoice(YosoPreTrainedModel):
         pooled = nn.functional.relu(self.pre_classifier(outputs.last_hidden_state[:, 0]))
         logits = self.classifier(pooled).view(-1, num_choices)
         loss = CrossEntropyLoss()(logits, labels) if labels is not None else None
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return MultipleChoiceModelOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(MultipleChoiceModelOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoForTokenClassification(YosoPreTrainedModel):
@@ -658,11 +656,7 @@ class YosoForTokenClassification(YosoPreTrainedModel):
                     torch.full_like(flat_labels, loss_fct.ignore_index),
                 )
             loss = loss_fct(logits.view(-1, self.num_labels), flat_labels)
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(TokenClassifierOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoForQuestionAnswering(YosoPreTrainedModel):
@@ -709,14 +703,13 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
             end_positions = end_positions.reshape(-1).clamp(0, ignored)
             loss_fct = CrossEntropyLoss(ignore_index=ignored)
             loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
-        if not return_dict:
-            return _with_loss(loss, (start_logits, end_logits) + outputs.to_tuple()[1:])
-        return QuestionAnsweringModelOutput(
-            loss=loss,
+        return self._result(
+            QuestionAnsweringModelOutput,
+            return_dict,
+            loss,
+            outputs,
             start_logits=start_logits,
             end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
 
 
