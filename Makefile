@@ -22,13 +22,18 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+# The C++ and CUDA sources, formatted by clang-format with the repository's .clang-format.
+CXX_SOURCES = $(shell git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' 2>/dev/null || find yoso_core/csrc tests/cuda_cpu -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

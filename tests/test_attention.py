@@ -475,3 +475,29 @@ def test_lsh_attention_backward_modes_share_the_forward_and_differ_in_gradients(
         grads.append((out.detach(), *(t.grad for t in args[:3])))
     torch.testing.assert_close(grads[0][0], grads[1][0])
     assert not torch.allclose(grads[0][1], grads[1][1])
+
+
+def test_expectation_weights_function_composed_with_values_has_yoso_e_gradients():
+    """The models' ``ExpectationWeights`` (returned attentions) and ``yoso_e`` share one surrogate:
+    ``A V`` built from the weights has the gradients of YOSO-E on the same Q, K, V, padding included."""
+    from yoso_core.attention.expectation import ExpectationWeights, yoso_e
+
+    gen = torch.Generator().manual_seed(3)
+    b, h, n, d, tau = 2, 3, 9, 16, 6
+    q, k = unit(b, h, n, d, gen=gen), unit(b, h, n, d, gen=gen)
+    v = torch.randn(b, h, n, d, generator=gen)
+    mask = torch.ones(b, n)
+    mask[1, 6:] = 0
+    g = torch.randn(b, h, n, d, generator=gen)
+
+    ours = [t.clone().requires_grad_() for t in (q, k, v)]
+    weights = ExpectationWeights.apply(ours[0], ours[1], mask, tau)
+    (torch.matmul(weights, ours[2]) * g).sum().backward()
+
+    flat = [t.reshape(b * h, n, d).clone().requires_grad_() for t in (q, k, v)]
+    flat_mask = mask[:, None, :].expand(b, h, n).reshape(b * h, n)
+    out = yoso_e(*flat, flat_mask, flat_mask, tau)
+    (out * g.reshape(b * h, n, d)).sum().backward()
+    for mine, theirs in zip(ours, flat):
+        torch.testing.assert_close(mine.grad.reshape(b * h, n, d), theirs.grad, rtol=1e-5, atol=1e-6)
+    assert ours[0].grad.abs().sum() > 0 and torch.all(ours[0].grad[1, :, 6:] == 0)  # padded queries: none

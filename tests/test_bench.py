@@ -492,3 +492,19 @@ def test_an_oom_row_skips_longer_lengths_and_the_rest_continue(monkeypatch):
     assert rows[(32, "yoso-e")].status == "oom" and rows[(32, "yoso-e")].median_ms is None
     assert (rows[(64, "yoso-e")].status, rows[(64, "yoso-e")].note) == ("oom", "skipped: oom at seq 32")
     assert all(rows[(n, "sdpa")].status == "ok" and rows[(n, "sdpa")].peak_mem_mib == n for n in (16, 32, 64))
+
+
+def test_every_public_name_of_the_package_is_its_modules_object():
+    """``yoso_core.bench`` lists each public name once: ``__all__`` and the lazy loader agree."""
+    import importlib
+
+    from yoso_core import bench as package
+
+    assert len(package.__all__) == len(set(package.__all__)) == sum(map(len, package._PUBLIC.values()))
+    for module, names in package._PUBLIC.items():
+        loaded = importlib.import_module(f"yoso_core.bench.{module}")
+        for name in names:
+            assert name in package.__all__
+            assert getattr(package, name) is getattr(loaded, name), f"{name} from {module}"
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        package.nothing  # noqa: B018

@@ -21,17 +21,40 @@ def run(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def test_build_kernels_no_cuda_reports_table_metadata_and_self_check(cpu_library):
+def test_build_kernels_no_cuda_reports_table_metadata_and_self_check(monkeypatch, cpu_library):
+    calls, real = [], build.build_kernels
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs, real(*args, **kwargs)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(build, "build_kernels", spy)
     result = run("build-kernels", "--no-cuda")
     assert result.exit_code == 0, result.output
-    assert "cpu kernels" in result.output and "cuda kernels" not in result.output
-    assert "self-check against the reference" in result.output
-    assert result.output.count(" ok ") == 4 and "FAILED" not in result.output
+    ((args, kwargs, built),) = calls
+    assert args[0] is False and kwargs["check"] is True  # --no-cuda, and the self-check always runs
+    assert [r.kind for r in built.libraries] == ["cpu"]
+    assert [(c.device, c.op, c.passed) for c in built.checks] == [
+        ("cpu", op, True) for op in ("fast_hash", "lsh_cumulation", "lsh_weighted_cumulation", "lsh_backward")
+    ]
+    assert built.failed == []
     meta = json.loads(cache.metadata_path("cpu").read_text())
     assert meta["torch"] == torch.__version__ and meta["cuda"] == torch.version.cuda
     assert meta["sources_hash"] == cache.sources_hash()
     assert meta["library"] == "yoso_cpu.so" and meta["built_at"]
     assert cache.library_path("cpu").is_file()
+
+
+def test_build_kernels_exits_1_naming_the_operators_whose_check_failed(monkeypatch, cpu_library):
+    checks = [
+        build.CheckResult("cpu", "fast_hash", 0.0, True),
+        build.CheckResult("cpu", "lsh_backward", 0.5, False),
+    ]
+    library = cpu_library  # a real library; only its check is made to fail
+    monkeypatch.setattr(build, "build_kernels", lambda *a, **k: build.KernelBuild([library], checks))
+    result = run("build-kernels", "--no-cuda")
+    assert result.exit_code == 1
+    assert "the self-check failed for cpu lsh_backward;" in result.output
 
 
 def test_key_changes_with_the_sources(monkeypatch, tmp_path):

@@ -51,10 +51,6 @@ TRANSFORMERS_CLASSES = {
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
 
-def test_runs_on_one_thread_from_the_shared_fixture():
-    assert torch.get_num_threads() == 1
-
-
 def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
+import typer
+import typer.core
 from typer.testing import CliRunner
 
 from yoso_cli.main import COMMANDS, app
@@ -20,10 +23,40 @@ def test_help_lists_every_command():
         assert name in result.output
 
 
-def test_each_command_has_help():
+def _examples(help_text: str, name: str) -> list[list[str]]:
+    """The arguments of each ``yoso NAME`` in a help's ``Examples:`` (one paragraph an example, in
+    pipelines too, after VAR=value or a launcher such as ``torchrun ... $(which yoso)``)."""
+    block = help_text.split("Examples:", 1)[1].replace("\\\n", " ")  # continued lines joined
+    examples = []
+    for paragraph in block.split("\n\n"):
+        words = shlex.split(paragraph)
+        segment: list[str] = []
+        for word in [*words, "|"]:
+            if word not in ("|", "<", ">", "2>", "&&", ";"):
+                segment.append(word)
+                continue
+            for i in range(1, len(segment)):
+                if segment[i - 1] in ("yoso", "$(which", "yoso)") or segment[i - 1].endswith("yoso)"):
+                    if segment[i] == name:
+                        examples.append(segment[i + 1 :])
+                        break
+            segment = []
+    return examples
+
+
+def test_each_command_has_help_options_and_examples_that_parse():
+    """Every command documents each option and ends with examples that are valid usage of it."""
+    group = typer.main.get_command(app)
     for name in EXPECTED:
-        result = CliRunner().invoke(app, [name, "--help"])
-        assert result.exit_code == 0, (name, result.output)
+        command = group.commands[name]
+        assert command.help and command.help.strip().split("\n")[0], name
+        options = [p for p in command.params if isinstance(p, typer.core.TyperOption)]
+        assert options and all(p.help for p in options), (name, [p.name for p in options if not p.help])
+        examples = _examples(command.help, name)
+        assert len(examples) >= 2, f"yoso {name} has fewer than two examples: {examples}"
+        for args in examples:
+            with command.make_context(name, list(args)) as ctx:  # raises on an unknown option or a bad value
+                assert ctx.command is command
 
 
 def test_imports_stay_light():

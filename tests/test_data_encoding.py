@@ -203,6 +203,26 @@ def test_collate_pads_right_and_keeps_only_model_keys(tokenizer):
     assert set(batch) <= MODEL_KEYS
 
 
+def test_multiple_choice_batches_of_other_choice_counts_are_padded_only_for_prediction(tokenizer):
+    records = [
+        {"context": "pick one", "choices": ["a", "b"]},
+        {"context": "pick one of more", "choices": ["a", "b c", "d", "e"]},
+    ]
+    features = encode("multiple-choice", records, tokenizer, seq_len=64)
+    with pytest.raises(ValueError, match=r"same number of choices, got \[2, 4\]"):
+        collate("multiple-choice", tokenizer)(features)
+    batch = collate("multiple-choice", tokenizer, mask=False, pad_choices=True)(features)
+    width = max(len(row) for f in features for row in f["input_ids"])
+    assert set(batch) == {"input_ids", "attention_mask"}
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, 4, width)
+    assert batch["input_ids"][0, 2:].eq(tokenizer.pad_token_id).all()
+    assert batch["attention_mask"][0, 2:].eq(0).all()
+    for i, feature in enumerate(features):
+        for j, row in enumerate(feature["input_ids"]):
+            assert batch["input_ids"][i, j, : len(row)].tolist() == row
+            assert batch["attention_mask"][i, j].tolist() == [1] * len(row) + [0] * (width - len(row))
+
+
 def test_mlm_masking_statistics(tokenizer):
     records = load_task_data("mlm", num_train=200, num_validation=1)["train"]
     features = encode("mlm", records, tokenizer, seq_len=128)[:64]

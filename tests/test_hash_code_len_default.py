@@ -7,7 +7,9 @@ import pytest
 from yoso_core.data import build_tokenizer
 from yoso_core.sizes import auto_hash_code_len
 from yoso_core.training import ConfigError, merge_config
-from yoso_core.training.build import build_model
+from yoso_core.training import build as training_build
+from yoso_core.training.build import build_model, effective_config
+from yoso_core.training.config import ATTENTIONS
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +76,18 @@ def test_pretrain_and_bench_mean_the_same_auto(tmp_path, seq_len):
     assert timed.exit_code == 0, timed.stderr
     (row,) = [json.loads(line) for line in timed.stdout.splitlines()]
     assert trained_tau == row["hash_code_len"] == auto_hash_code_len(seq_len) == {128: 8, 2048: 11}[seq_len]
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_every_attention_the_config_accepts_builds_that_family(tokenizer, attention):
+    """``training.config.ATTENTIONS`` is the one list: each name builds a model that reports it back."""
+    config = merge_config(None, {"model": "tiny", "seq_len": 128, "attention": attention}, task="mlm")
+    model = build_model(config, tokenizer, None)
+    assert effective_config(config, model).attention == attention
+    assert model.config.model_type == ("roberta" if attention == "softmax" else "yoso")
+
+
+def test_an_attention_outside_the_list_is_refused():
+    assert not hasattr(training_build, "ATTENTIONS")  # the list lives in training/config.py only
+    with pytest.raises(ConfigError, match="--attention must be one of sampled, expectation, softmax"):
+        merge_config(None, {"attention": "linear"}, task="mlm")

@@ -254,3 +254,63 @@ def test_set_attention_backend_reaches_every_attention_layer():
     assert len(layers) == TINY["num_hidden_layers"] and {m.backend for m in layers} == {"auto"}
     model.set_attention_backend("reference")
     assert {m.backend for m in layers} == {"reference"}
+
+
+def test_position_layout_is_robertas_with_the_one_offset():
+    """YOSO's position table and ids follow ``positions.POSITION_OFFSET``, as the softmax baseline's do."""
+    from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
+
+    from yoso_core.positions import POSITION_OFFSET
+    from yoso_core.saved import ROBERTA_POSITION_OFFSET, max_length_of
+    from yoso_core.sizes import softmax_config
+
+    config = YosoConfig(**TINY)
+    n = config.max_position_embeddings
+    model = YosoModel(config)
+    embeddings = model.embeddings
+    assert ROBERTA_POSITION_OFFSET == POSITION_OFFSET
+    assert embeddings.position_embeddings.num_embeddings == n + POSITION_OFFSET
+    assert embeddings.position_ids.tolist() == [list(range(POSITION_OFFSET, n + POSITION_OFFSET))]
+    theirs = softmax_config("tiny", vocab_size=config.vocab_size, max_position_embeddings=n)
+    assert theirs.max_position_embeddings == n + POSITION_OFFSET
+    assert max_length_of(theirs) == max_length_of(model.config) == n
+    # RoBERTa numbers the tokens of an unpadded input from padding_idx + 1: the same ids as ours
+    ids = torch.randint(3, 99, (1, n))
+    theirs_ids = RobertaEmbeddings.create_position_ids_from_input_ids(ids, padding_idx=config.pad_token_id)
+    assert theirs_ids.tolist() == embeddings.position_ids.tolist()
+
+
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_every_head_returns_its_output_as_a_tuple_without_return_dict(with_labels):
+    """``return_dict=False`` gives the fields of the output object in order (loss first when given)."""
+    from yoso_core.modeling import TASK_MODELS
+
+    torch.manual_seed(0)
+    ids = torch.randint(3, 99, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    for task, model_class in TASK_MODELS.items():
+        model = model_class(YosoConfig(**TINY, num_labels=3)).eval()
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if task == "multiple-choice":
+            inputs = {k: v[:, None].expand(2, 2, 9) for k, v in inputs.items()}
+        if with_labels:
+            labels = {
+                "mlm": {"labels": ids},
+                "classification": {"labels": torch.tensor([0, 2])},
+                "multiple-choice": {"labels": torch.tensor([1, 0])},
+                "token-classification": {"labels": ids % 3},
+                "qa": {"start_positions": torch.tensor([1, 2]), "end_positions": torch.tensor([3, 4])},
+            }[task]
+            inputs = {**inputs, **labels}
+        flags = dict(output_hidden_states=True, output_attentions=True)
+        as_dict = model(**inputs, **flags, return_dict=True)
+        as_tuple = model(**inputs, **flags, return_dict=False)
+        expected = as_dict.to_tuple()
+        assert (as_dict.loss is not None) == with_labels
+        assert len(as_tuple) == len(expected), task
+        for mine, theirs in zip(as_tuple, expected):
+            if isinstance(theirs, tuple):
+                assert all(torch.equal(a, b) for a, b in zip(mine, theirs)), task
+            else:
+                assert torch.equal(mine, theirs), task

@@ -227,6 +227,7 @@ def test_labels_in_the_input_are_scored_not_encoded(models, task):
     if task == "classification":
         want = sum(o["label"] == str(r["label"]) for o, r in zip(outputs, records)) / 4
         assert reported["accuracy"] == pytest.approx(want)
+        assert 0.0 <= reported["macro_f1"] <= 1.0
     elif task == "multiple-choice":
         want = sum(o["choice"] == r["label"] for o, r in zip(outputs, records)) / 4
         assert reported["accuracy"] == pytest.approx(want)
@@ -252,7 +253,8 @@ def test_cli_labelled_input_reports_metrics_on_stderr(models):
     assert result.exit_code == 0, result.stderr
     (out,) = [json.loads(x) for x in result.stdout.splitlines()]
     reported = json.loads(result.stderr.strip())["metrics"]
-    assert reported == {"lines": 1, "accuracy": float(out["label"] == "3")}
+    right = float(out["label"] == "3")
+    assert reported == {"lines": 1, "accuracy": right, "macro_f1": right}
     tagged = json.dumps({"tokens": ["alpha", "beta"], "tags": ["O", "O"]})
     result = invoke("predict", "--model", models["token-classification"], input=tagged + "\n")
     assert result.exit_code == 0, result.stderr
@@ -307,3 +309,53 @@ def test_sampled_answer_does_not_depend_on_the_position_of_the_line(models, task
     outputs = list(predict(model, lines, batch_size=16))
     assert outputs[16] == outputs[0]
     assert outputs[1:16] != [outputs[0]] * 15  # the other lines do get answers of their own
+
+
+@pytest.mark.parametrize("task", ["classification", "token-classification", "qa", "multiple-choice"])
+def test_predict_metrics_equal_training_evaluation_on_the_same_records(models, task):
+    """A validation file scored by `yoso predict` gets the figures training's evaluation gives it."""
+    import torch
+
+    from yoso_core.data import encode
+    from yoso_core.training.evaluate import evaluate
+
+    predictor = load_predictor(models[task])
+    label2id = predictor.model.config.label2id if task in ("classification", "token-classification") else None
+    lines = labelled_inputs(task, 10)
+    if task == "classification":  # the tiny model knows the labels its 12 training records had
+        lines = [line for line in lines if str(json.loads(line)["label"]) in label2id]
+    lines = lines[:6]
+    reported = []
+    list(predict(predictor, lines, batch_size=6, on_metrics=reported.append))
+    records = [json.loads(line) for line in lines]
+    features = encode(task, records, predictor.tokenizer, seq_len=predictor.max_length, label2id=label2id)
+    evaluated = evaluate(
+        predictor.model,
+        task,
+        records,
+        features,
+        predictor.tokenizer,
+        batch_size=6,
+        device=torch.device("cpu"),
+        seed=0,
+    )
+    evaluated.pop("loss", None)
+    (scored,) = reported
+    assert scored.pop("lines") == len(lines) >= 4
+    assert set(scored) == set(evaluated)
+    assert scored == pytest.approx(evaluated)
+
+
+def test_multiple_choice_lines_of_other_choice_counts_share_a_batch(models):
+    """Predict pads a batch with ``collate(pad_choices=True)``: a line's answer is the one it gets alone."""
+    lines = [
+        json.dumps({"context": "The pass key is 12345.", "choices": ["12345", "54321"]}),
+        json.dumps({"context": "Lists are mutable.", "choices": ["mutable", "immutable", "frozen", "fixed"]}),
+        json.dumps({"context": "Tuples are not.", "choices": ["a", "b", "c"]}),
+    ]
+    together = list(predict(models["multiple-choice"], lines, batch_size=3))
+    alone = [out for line in lines for out in predict(models["multiple-choice"], [line], batch_size=1)]
+    assert [len(out["scores"]) for out in together] == [2, 4, 3]
+    assert [out["choice"] for out in together] == [out["choice"] for out in alone]
+    for a, b in zip(together, alone):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -140,10 +142,17 @@ def test_tasks_need_a_task_of_the_caller(tmp_path):
     assert merge_config(path, {"task": "qa"}, tasks=FINETUNE_TASKS).task == "qa"  # the command line wins
 
 
-def test_defaults_are_documented_values():
-    config = TrainConfig()
-    assert config.resolved_output_dir().as_posix() == "runs/mlm"
-    assert config.resolved_warmup_steps() == config.max_steps // 10
+@pytest.mark.parametrize("task", ["mlm", "qa", "token-classification"])
+def test_output_dir_and_warmup_defaults_follow_the_task_and_max_steps(task):
+    """Unset, --output-dir is runs/<task> and --warmup-steps 10% of --max-steps; given, they win."""
+    config = merge_config(None, {"max_steps": 250}, task=task)
+    assert (config.output_dir, config.warmup_steps) == (None, None)  # "not given" until resolved
+    assert config.resolved_output_dir() == Path("runs", task)
+    assert config.resolved_warmup_steps() == 25
+    assert merge_config(None, {"max_steps": 9}, task=task).resolved_warmup_steps() == 0
+    given = merge_config(None, {"max_steps": 250, "warmup_steps": 0, "output_dir": "out/x"}, task=task)
+    assert (given.resolved_warmup_steps(), given.resolved_output_dir()) == (0, Path("out/x"))
+    assert TrainConfig(task=task).resolved_warmup_steps() == TrainConfig.max_steps // 10
 
 
 def test_seq_len_defaults_to_the_model_directory_length(tmp_path):

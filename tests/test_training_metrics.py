@@ -79,3 +79,34 @@ def test_batch_schedule_shards_the_global_batch_and_covers_each_epoch():
     assert stream[:10] != stream[10:]  # a fresh permutation per epoch
     assert BatchSchedule(10, 4, seed=4).indices(0) != single.indices(0)
     assert single.epoch(5) == 2.0
+
+
+def test_predict_scores_labelled_input_with_the_task_metrics_training_reports():
+    """``yoso predict``'s scoring and training's evaluation share ``task_metrics``: same keys, same values."""
+    from yoso_core.predict import score
+
+    answers = [{"label": "1"}, {"label": "0"}, {"label": "1"}, {"label": "1"}]
+    reported = score("classification", [1, 0, 0, 1], answers)
+    assert reported == {"lines": 4, **metrics.task_metrics("classification", [1, 0, 1, 1], [1, 0, 0, 1])}
+    assert reported["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert score("multiple-choice", [2, 0], [{"choice": 2}, {"choice": 1}]) == {"lines": 2, "accuracy": 0.5}
+    golds = [{"text": ["12345"]}, {"text": ["the dog"]}]
+    assert score("qa", golds, [{"answer": "12345"}, {"answer": "a cat"}]) == {
+        "lines": 2,
+        "exact_match": 50.0,
+        "f1": 50.0,
+    }
+
+
+def test_tagging_metrics_leave_out_words_without_a_gold_tag():
+    gold = [["B-PER", None, "O"], [None, "B-LOC"]]
+    pred = [["B-PER", "I-PER", "O"], ["B-ORG", "B-LOC"]]
+    # without the None words: [B-PER, O] and [B-LOC], predicted exactly
+    want = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "token_accuracy": 1.0}
+    assert metrics.task_metrics("token-classification", pred, gold) == want
+    from yoso_core.predict import score
+
+    answers = [{"tags": row} for row in pred]
+    assert score("token-classification", gold, answers) == {"lines": 2, **want}
+    with pytest.raises(ValueError, match="no task metrics for 'mlm'"):
+        metrics.task_metrics("mlm", [], [])

@@ -8,6 +8,9 @@
 - QA: SQuAD exact match and token F1 after SQuAD normalisation (lower case, no punctuation, no
   articles, single spaces), each the best over the gold answers, averaged over questions, in %;
 - multiple choice: accuracy.
+
+``task_metrics`` is the one entry point per task: training's evaluation and ``yoso predict``'s
+scoring of labelled input both call it, so they report the same figures.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import re
 import string
 from collections.abc import Sequence
+from typing import Any
 
 
 def mlm_metrics(loss_sum: float, masked_tokens: int, correct: int) -> dict[str, float]:
@@ -130,3 +134,37 @@ def squad_metrics(predictions: Sequence[str], answers: Sequence[Sequence[str]]) 
     em = sum(exact_match(p, a) for p, a in zip(predictions, answers)) / len(predictions)
     f1 = sum(qa_f1(p, a) for p, a in zip(predictions, answers)) / len(predictions)
     return {"exact_match": 100.0 * em, "f1": 100.0 * f1}
+
+
+def tagging_metrics(
+    gold: Sequence[Sequence[str | None]], predicted: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """Entity precision, recall and F1 and token accuracy; a ``None`` gold tag (a word without a
+    label) is left out of both sequences before scoring."""
+    pairs = [
+        [(g, p) for g, p in zip(gold_row, pred_row) if g is not None]
+        for gold_row, pred_row in zip(gold, predicted)
+    ]
+    gold_tags = [[g for g, _ in row] for row in pairs]
+    pred_tags = [[p for _, p in row] for row in pairs]
+    return {**entity_metrics(gold_tags, pred_tags), "token_accuracy": token_accuracy(gold_tags, pred_tags)}
+
+
+def task_metrics(task: str, predictions: Sequence[Any], gold: Sequence[Any]) -> dict[str, float]:
+    """The metrics of ``task`` (all but mlm, see ``mlm_metrics``) of ``predictions`` against ``gold``.
+
+    classification: labels (accuracy, macro-F1); multiple-choice: choice indices (accuracy);
+    token-classification: tag sequences (``tagging_metrics``); qa: answer strings against each
+    question's gold answer texts (``squad_metrics``).
+    """
+    if task == "classification":
+        return classification_metrics(predictions, gold)
+    if task == "multiple-choice":
+        return {"accuracy": accuracy(predictions, gold)}
+    if task == "token-classification":
+        return tagging_metrics(gold, predictions)
+    if task == "qa":
+        return squad_metrics(predictions, gold)
+    raise ValueError(
+        f"no task metrics for {task!r}; expected classification, multiple-choice, token-classification or qa"
+    )

@@ -43,24 +43,29 @@ from transformers.modeling_outputs import (
 )
 from transformers.pytorch_utils import apply_chunking_to_forward
 
-from .attention import expectation_weights, yoso_attention
+from .attention import yoso_attention
+from .attention.expectation import ExpectationWeights
 from .config import YosoConfig, check_model_config
+from .positions import POSITION_OFFSET
 
 
 class YosoEmbeddings(nn.Module):
-    """Word + position + token-type embeddings; position ids start at 2 as in RoBERTa."""
+    """Word + position + token-type embeddings; position ids start at ``POSITION_OFFSET``, as in RoBERTa."""
 
     def __init__(self, config: YosoConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(
             config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
         )
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings + 2, config.hidden_size)
+        rows = config.max_position_embeddings + POSITION_OFFSET  # rows 0-1 never read, as in RoBERTa
+        self.position_embeddings = nn.Embedding(rows, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.register_buffer(
-            "position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)) + 2, persistent=False
+            "position_ids",
+            torch.arange(config.max_position_embeddings).expand((1, -1)) + POSITION_OFFSET,
+            persistent=False,
         )
 
     def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
@@ -75,34 +80,6 @@ class YosoEmbeddings(nn.Module):
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
         embeddings = embeddings + self.position_embeddings(position_ids)
         return self.dropout(self.LayerNorm(embeddings))
-
-
-class ExpectationWeights(torch.autograd.Function):
-    """YOSO-E weights ``A`` (float32 ``(batch, heads, n, n)``) of unit Q, K with the surrogate backward.
-
-    ``A_ij = (1 - arccos(q_i . k_j) / pi) ** tau * mask_i * mask_j``. Backward, given ``dL/dA``:
-    ``dq_i = (tau/2) sum_j A_ij dA_ij k_j`` and ``dk_j = (tau/2) sum_i A_ij dA_ij q_i``; composed with
-    ``out = A V`` this is exactly YOSO-E's surrogate gradient (``dA_ij = g_i . v_j``).
-    """
-
-    @staticmethod
-    def forward(ctx, query, key, mask, hash_code_len):
-        b, h, n, d = query.shape
-        flat_mask = mask[:, None, :].expand(b, h, n).reshape(b * h, n)
-        weights = expectation_weights(
-            query.reshape(b * h, n, d), key.reshape(b * h, n, d), flat_mask, flat_mask, hash_code_len
-        ).reshape(b, h, n, n)
-        ctx.save_for_backward(weights, query, key)
-        ctx.hash_code_len = hash_code_len
-        return weights
-
-    @staticmethod
-    def backward(ctx, grad):
-        weights, query, key = ctx.saved_tensors
-        weighted = grad.float() * weights * (ctx.hash_code_len / 2)
-        grad_query = torch.matmul(weighted, key.float())
-        grad_key = torch.matmul(weighted.transpose(-1, -2), query.float())
-        return grad_query.to(query.dtype), grad_key.to(key.dtype), None, None
 
 
 class YosoSelfAttention(nn.Module):
@@ -351,6 +328,16 @@ class YosoPreTrainedModel(PreTrainedModel):
             return_dict=True,
         )
 
+    def _result(self, output_class, return_dict: bool, loss, outputs, **fields):
+        """A head's return value: ``output_class(loss, **fields, hidden_states, attentions)``, or
+        with ``return_dict`` False its tuple (``fields`` in order, then the encoder's extras; the
+        loss first when there is one)."""
+        if not return_dict:
+            return _with_loss(loss, tuple(fields.values()) + outputs.to_tuple()[1:])
+        return output_class(
+            loss=loss, **fields, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
     def set_attention_backend(self, backend: str) -> None:
         """Run every attention layer on ``backend`` (``"auto"``, ``"reference"`` or a compiled one)."""
         for module in self.modules():
@@ -375,7 +362,8 @@ class YosoPreTrainedModel(PreTrainedModel):
             module.bias.zero_()
         elif isinstance(module, YosoEmbeddings):
             n = module.position_ids.shape[-1]
-            module.position_ids.copy_(torch.arange(n, device=module.position_ids.device).expand((1, -1)) + 2)
+            ids = torch.arange(n, device=module.position_ids.device).expand((1, -1)) + POSITION_OFFSET
+            module.position_ids.copy_(ids)
 
 
 class YosoModel(YosoPreTrainedModel):
@@ -503,11 +491,7 @@ class YosoForMaskedLM(YosoPreTrainedModel):
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.config.vocab_size), labels.view(-1))
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(MaskedLMOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoClassificationHead(nn.Module):
@@ -579,11 +563,7 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
                 loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
             else:
                 loss = BCEWithLogitsLoss()(logits, labels)
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(SequenceClassifierOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoForMultipleChoice(YosoPreTrainedModel):
@@ -627,11 +607,7 @@ class YosoForMultipleChoice(YosoPreTrainedModel):
         pooled = nn.functional.relu(self.pre_classifier(outputs.last_hidden_state[:, 0]))
         logits = self.classifier(pooled).view(-1, num_choices)
         loss = CrossEntropyLoss()(logits, labels) if labels is not None else None
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return MultipleChoiceModelOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(MultipleChoiceModelOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoForTokenClassification(YosoPreTrainedModel):
@@ -680,11 +656,7 @@ class YosoForTokenClassification(YosoPreTrainedModel):
                     torch.full_like(flat_labels, loss_fct.ignore_index),
                 )
             loss = loss_fct(logits.view(-1, self.num_labels), flat_labels)
-        if not return_dict:
-            return _with_loss(loss, (logits,) + outputs.to_tuple()[1:])
-        return TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return self._result(TokenClassifierOutput, return_dict, loss, outputs, logits=logits)
 
 
 class YosoForQuestionAnswering(YosoPreTrainedModel):
@@ -731,14 +703,13 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
             end_positions = end_positions.reshape(-1).clamp(0, ignored)
             loss_fct = CrossEntropyLoss(ignore_index=ignored)
             loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
-        if not return_dict:
-            return _with_loss(loss, (start_logits, end_logits) + outputs.to_tuple()[1:])
-        return QuestionAnsweringModelOutput(
-            loss=loss,
+        return self._result(
+            QuestionAnsweringModelOutput,
+            return_dict,
+            loss,
+            outputs,
             start_logits=start_logits,
             end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
         )
 
 

@@ -115,32 +115,6 @@ def _load_weights(model_class: Any, path: Path) -> Any:
         raise PredictError(str(exc)) from None
 
 
-def pad_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Model inputs of ``features``, right-padded to the longest (pad id, attention_mask 0).
-
-    Handles ``(seq,)`` features and multiple-choice ``(choices, seq)`` features alike.
-    """
-    rows = [f["input_ids"] for f in features]
-    nested = bool(rows) and isinstance(rows[0][0], list)
-    if nested:  # multiple choice: [batch][choices][seq] -> pad choices and seq
-        width = max(len(seq) for r in rows for seq in r)
-        choices = max(len(r) for r in rows)
-        ids = torch.full((len(rows), choices, width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), choices, width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            for j, seq in enumerate(r):
-                ids[i, j, : len(seq)] = torch.tensor(seq)
-                mask[i, j, : len(seq)] = 1
-    else:
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
 def encode_record(predictor: Predictor, record: dict) -> list[dict]:
     """The features of one record (several windows for long inputs); EncodingError says why not."""
     from .data import encode
@@ -162,7 +136,7 @@ def answer(
     Every batch draws its sampled hash functions from ``seed`` afresh (they are shared across the
     batch, and padding is exact), so a record's answer does not depend on what it is batched with.
     """
-    from .data import decode
+    from .data import collate, decode
     from .inference import feature_outputs, run_model
 
     if not records:
@@ -170,11 +144,12 @@ def answer(
     if features is None:
         features = [encode_record(predictor, record) for record in records]
     features = [{**f, "example_index": i} for i, group in enumerate(features) for f in group]
-    pad_id = predictor.tokenizer.pad_token_id
+    pad = collate(predictor.task, predictor.tokenizer, mask=False, pad_choices=True)
 
     def batch_inputs(chunk: list[dict]) -> dict[str, torch.Tensor]:
         torch.manual_seed(seed)  # run_model calls the model right after this: same hashes every batch
-        return pad_inputs(chunk, pad_id)
+        batch = pad(chunk)
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
     outputs: list[dict] = []
     for chunk, _, out in run_model(
@@ -278,27 +253,25 @@ def _stderr_metrics(metrics: dict) -> None:
 def score(task: str, golds: list[Any], answers: list[dict]) -> dict[str, float]:
     """The task's metrics of ``answers`` against the gold labels of the same lines, plus ``"lines"``.
 
-    classification and multiple-choice: accuracy; token-classification: entity precision, recall
-    and F1 and token accuracy; qa: SQuAD exact match and F1 (in %).
+    The figures are ``metrics.task_metrics``'s, as training's evaluation reports them:
+    classification accuracy and macro-F1; multiple-choice accuracy; token-classification entity
+    precision, recall and F1 and token accuracy (a null gold tag is a word without a label, left
+    out); qa SQuAD exact match and F1 (in %).
     """
-    from . import metrics
+    from .metrics import task_metrics
 
-    result: dict[str, float] = {"lines": len(golds)}
     if task == "classification":
-        result["accuracy"] = metrics.accuracy([a["label"] for a in answers], [str(g) for g in golds])
+        predictions, golds = [a["label"] for a in answers], [str(g) for g in golds]
     elif task == "multiple-choice":
-        result["accuracy"] = metrics.accuracy([a["choice"] for a in answers], golds)
+        predictions = [a["choice"] for a in answers]
     elif task == "token-classification":
-        # a null gold tag marks a word without a label: left out of both
-        pairs = [
-            [(g, p) for g, p in zip(gold, a["tags"]) if g is not None] for gold, a in zip(golds, answers)
-        ]
-        golds = [[g for g, _ in row] for row in pairs]
-        predicted = [[p for _, p in row] for row in pairs]
-        result.update(metrics.entity_metrics(golds, predicted))
-        result["token_accuracy"] = metrics.token_accuracy(golds, predicted)
+        predictions = [a["tags"] for a in answers]
     elif task == "qa":
-        result.update(metrics.squad_metrics([a["answer"] for a in answers], [g["text"] for g in golds]))
+        predictions, golds = [a["answer"] for a in answers], [g["text"] for g in golds]
+    else:
+        return {"lines": len(golds)}
+    result: dict[str, float] = {"lines": len(golds)}
+    result.update(task_metrics(task, predictions, golds))
     return result
 
 

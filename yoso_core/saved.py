@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .positions import POSITION_OFFSET as ROBERTA_POSITION_OFFSET
 
 # The transformers class of the softmax baseline for each task.
 SOFTMAX_MODELS = {
@@ -22,8 +23,6 @@ SOFTMAX_MODELS = {
     "qa": "RobertaForQuestionAnswering",
     "multiple-choice": "RobertaForMultipleChoice",
 }
-# RoBERTa's position ids start at padding_idx + 1 = 2: its table has two rows more than its length.
-ROBERTA_POSITION_OFFSET = 2
 # The files a tokenizer is saved as (fast, BPE, WordPiece and SentencePiece tokenizers): a
 # directory with any of them has a tokenizer, and a conversion copies each one there is.
 TOKENIZER_FILES = (

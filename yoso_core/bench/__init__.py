@@ -29,136 +29,49 @@ so importing the package (or ``bench.config``) stays light, as ``yoso_core`` doe
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 _SUBMODULES = ("config", "timing", "cases", "memory", "runner", "targets", "output")
 
-# Each public name and the module that defines it.
-_EXPORTS = {
-    "ATTENTION_IMPLS": "config",
-    "MODEL_IMPLS": "config",
-    "BASELINE": "config",
-    "DTYPE_NAMES": "config",
-    "MEMORY_MODES": "config",
-    "MEMORY_CUDA": "config",
-    "MEMORY_CHILD": "config",
-    "MEMORY_CHILD_RU": "config",
-    "FIELDS": "config",
-    "BenchConfig": "config",
-    "auto_hash_code_len": "config",
-    "BenchRow": "config",
-    "Timing": "config",
-    "classify_failure": "timing",
-    "time_interleaved": "timing",
-    "DTYPES": "cases",
-    "attention_impls": "cases",
-    "attention_inputs": "cases",
-    "attention_call": "cases",
-    "model_config": "config",
-    "model_impls": "cases",
-    "model_note": "cases",
-    "build_model": "cases",
-    "model_call": "cases",
-    "make_call": "cases",
-    "cpu_memory_guard": "memory",
-    "measure_cpu_call": "memory",
-    "measure_cuda_call": "memory",
-    "child_measure": "memory",
-    "run_bench": "runner",
-    "add_ratios": "runner",
-    "Pick": "targets",
-    "Target": "targets",
-    "TARGETS": "targets",
-    "TargetCheck": "targets",
-    "check_target": "targets",
-    "check_targets": "targets",
-    "json_lines": "output",
-    "csv_text": "output",
-    "write_csv": "output",
-    "PLOT_MISSING": "output",
-    "require_matplotlib": "output",
-    "write_plot": "output",
+# The public names, listed once, by the module that defines each.
+_PUBLIC = {
+    "config": (
+        "ATTENTION_IMPLS",
+        "MODEL_IMPLS",
+        "BASELINE",
+        "DTYPE_NAMES",
+        "MEMORY_MODES",
+        "MEMORY_CUDA",
+        "MEMORY_CHILD",
+        "MEMORY_CHILD_RU",
+        "FIELDS",
+        "BenchConfig",
+        "auto_hash_code_len",
+        "BenchRow",
+        "Timing",
+        "model_config",
+    ),
+    "timing": ("classify_failure", "time_interleaved"),
+    "cases": (
+        "DTYPES",
+        "attention_impls",
+        "attention_inputs",
+        "attention_call",
+        "model_impls",
+        "model_note",
+        "build_model",
+        "model_call",
+        "make_call",
+    ),
+    "memory": ("cpu_memory_guard", "measure_cpu_call", "measure_cuda_call", "child_measure"),
+    "runner": ("run_bench", "add_ratios"),
+    "targets": ("Pick", "Target", "TARGETS", "TargetCheck", "check_target", "check_targets"),
+    "output": ("json_lines", "csv_text", "write_csv", "PLOT_MISSING", "require_matplotlib", "write_plot"),
 }
+# Each public name and the module that defines it.
+_EXPORTS = {name: module for module, names in _PUBLIC.items() for name in names}
 
-__all__ = [
-    "ATTENTION_IMPLS",
-    "BASELINE",
-    "BenchConfig",
-    "BenchRow",
-    "DTYPES",
-    "DTYPE_NAMES",
-    "FIELDS",
-    "MEMORY_CHILD",
-    "MEMORY_CHILD_RU",
-    "MEMORY_CUDA",
-    "MEMORY_MODES",
-    "MODEL_IMPLS",
-    "PLOT_MISSING",
-    "Pick",
-    "TARGETS",
-    "Target",
-    "TargetCheck",
-    "Timing",
-    "add_ratios",
-    "attention_call",
-    "attention_impls",
-    "attention_inputs",
-    "auto_hash_code_len",
-    "build_model",
-    "check_target",
-    "check_targets",
-    "child_measure",
-    "classify_failure",
-    "cpu_memory_guard",
-    "csv_text",
-    "json_lines",
-    "make_call",
-    "measure_cpu_call",
-    "measure_cuda_call",
-    "model_call",
-    "model_config",
-    "model_impls",
-    "model_note",
-    "require_matplotlib",
-    "run_bench",
-    "time_interleaved",
-    "write_csv",
-    "write_plot",
-]
-
-if TYPE_CHECKING:
-    from .cases import (
-        DTYPES,
-        attention_call,
-        attention_impls,
-        attention_inputs,
-        build_model,
-        make_call,
-        model_call,
-        model_impls,
-        model_note,
-    )
-    from .config import (
-        ATTENTION_IMPLS,
-        BASELINE,
-        DTYPE_NAMES,
-        FIELDS,
-        MEMORY_CHILD,
-        MEMORY_CHILD_RU,
-        MEMORY_CUDA,
-        MEMORY_MODES,
-        MODEL_IMPLS,
-        BenchConfig,
-        BenchRow,
-        Timing,
-        auto_hash_code_len,
-        model_config,
-    )
-    from .memory import child_measure, cpu_memory_guard, measure_cpu_call, measure_cuda_call
-    from .output import PLOT_MISSING, csv_text, json_lines, require_matplotlib, write_csv, write_plot
-    from .runner import add_ratios, run_bench
-    from .targets import TARGETS, Pick, Target, TargetCheck, check_target, check_targets
-    from .timing import classify_failure, time_interleaved
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -42,18 +42,14 @@ YOSO_HD void butterfly(float& a, float& b) {
 
 // Stage `half` (1, 2, 4, ...) pairs element i with i + half inside blocks of 2 * half: the first
 // element of butterfly number `pair` (0 <= pair < P / 2).
-YOSO_HD int64_t butterfly_first(int64_t pair, int64_t half) {
-  return (pair / half) * (2 * half) + (pair % half);
-}
+YOSO_HD int64_t butterfly_first(int64_t pair, int64_t half) { return (pair / half) * (2 * half) + (pair % half); }
 
 // Which hash and which bit coordinate `coord` of the concatenated rotations feeds.
 YOSO_HD int64_t hash_of_coordinate(int64_t coord, int64_t hash_code_len) { return coord / hash_code_len; }
 YOSO_HD int64_t bit_of_coordinate(int64_t coord, int64_t hash_code_len) { return coord % hash_code_len; }
 
 // The contribution of one rotated coordinate to its hash code.
-YOSO_HD int32_t code_bit(float coordinate, int64_t bit) {
-  return coordinate > 0.0f ? (int32_t(1) << bit) : int32_t(0);
-}
+YOSO_HD int32_t code_bit(float coordinate, int64_t bit) { return coordinate > 0.0f ? (int32_t(1) << bit) : int32_t(0); }
 
 // Flat row of bucket `code` in a table laid out (tables, rows) with table index `table`.
 YOSO_HD int64_t bucket_row(int64_t table, int64_t code, int64_t rows) { return table * rows + code; }

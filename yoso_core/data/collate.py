@@ -59,6 +59,7 @@ def collate(
     mlm_probability: float = 0.15,
     generator: torch.Generator | None = None,
     mask: bool = True,
+    pad_choices: bool = False,
 ) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
     """A collate function for ``task``: features -> dict of model keyword tensors.
 
@@ -68,6 +69,8 @@ def collate(
     ``mlm_probability`` of the non-special tokens (80% ``<mask>``, 10% a random token, 10%
     unchanged) with randomness from ``generator``; labels are -100 elsewhere. Prediction input
     (``mask=False``, or a batch that already holds ``<mask>`` tokens) is not masked and has no labels.
+    A multiple-choice batch needs one number of choices; with ``pad_choices`` (prediction, where
+    no label points at a choice) features with fewer get choices of padding (attention_mask 0).
     """
     import torch
 
@@ -84,19 +87,21 @@ def collate(
         batch: dict[str, torch.Tensor] = {}
         if task == "multiple-choice":
             counts = {len(f["input_ids"]) for f in features}
-            if len(counts) != 1:
+            if len(counts) != 1 and not pad_choices:
                 raise ValueError(
                     f"a multiple-choice batch needs the same number of choices, got {sorted(counts)}"
                 )
             length = max(len(row) for f in features for row in f["input_ids"])
+            choices = max(counts)
+
+            def padded(rows: list[list[int]], value: int) -> list[list[int]]:
+                # (choices, seq): fewer choices get rows of padding (prediction only, see pad_choices)
+                return _pad(rows, value, length) + [[value] * length] * (choices - len(rows))
+
             # (batch, choices, seq)
-            batch["input_ids"] = torch.tensor([_pad(f["input_ids"], pad_id, length) for f in features])
-            batch["attention_mask"] = torch.tensor(
-                [
-                    _pad(f.get("attention_mask") or [[1] * len(r) for r in f["input_ids"]], 0, length)
-                    for f in features
-                ]
-            )
+            batch["input_ids"] = torch.tensor([padded(f["input_ids"], pad_id) for f in features])
+            masks = [f.get("attention_mask") or [[1] * len(r) for r in f["input_ids"]] for f in features]
+            batch["attention_mask"] = torch.tensor([padded(m, 0) for m in masks])
         else:
             length = max(len(f["input_ids"]) for f in features)
             # (batch, seq)

@@ -37,8 +37,6 @@ from ..saved import (
 from ..sizes import MODEL_SIZES
 from .config import ConfigError, TrainConfig
 
-ATTENTIONS = ("sampled", "expectation", "softmax")
-
 
 def from_scratch(config: TrainConfig) -> bool:
     """True when ``--model`` names a size rather than a directory."""

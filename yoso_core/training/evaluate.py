@@ -80,16 +80,15 @@ def evaluate(
         result["loss"] = loss_sum / loss_count
     if task == "mlm":
         result.update(metrics.mlm_metrics(mlm_loss_sum, masked, correct))
-    elif task == "classification":
-        result.update(metrics.classification_metrics(predictions, gold))
-    elif task == "multiple-choice":
-        result["accuracy"] = metrics.accuracy(predictions, gold)
+    elif task in ("classification", "multiple-choice"):
+        result.update(metrics.task_metrics(task, predictions, gold))
     elif task == "token-classification":
-        result.update(metrics.entity_metrics(gold_tags, pred_tags))
-        result["token_accuracy"] = metrics.token_accuracy(gold_tags, pred_tags)
+        result.update(metrics.task_metrics(task, pred_tags, gold_tags))
     elif task == "qa":
         answers = decode(task, list(records), list(features), qa_outputs, tokenizer)
         result.update(
-            metrics.squad_metrics([a["answer"] for a in answers], [r["answers"]["text"] for r in records])
+            metrics.task_metrics(
+                task, [a["answer"] for a in answers], [r["answers"]["text"] for r in records]
+            )
         )
     return result

@@ -64,8 +64,8 @@ constexpr int block_rows() {
 
 // R rows x NV vectors of C, starting at row i0 and column c0.
 template <int R, int NV, bool Accumulate, typename Row>
-inline void gemm_block(int64_t i0, int64_t c0, int64_t K, const float* __restrict__ A, int64_t a_row,
-                       int64_t a_col, const float* __restrict__ B, int64_t ldb, Row& row) {
+inline void gemm_block(int64_t i0, int64_t c0, int64_t K, const float* __restrict__ A, int64_t a_row, int64_t a_col,
+                       const float* __restrict__ B, int64_t ldb, Row& row) {
   vec16 acc[R][NV];
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < NV; ++v) acc[r][v] = vec16{};
@@ -95,8 +95,8 @@ inline void gemm_block(int64_t i0, int64_t c0, int64_t K, const float* __restric
 
 // All rows of one column strip of NV vectors: full blocks, then the tail rows one block size at a time.
 template <int NV, bool Accumulate, typename Row>
-inline void gemm_strip(int64_t M, int64_t c0, int64_t K, const float* A, int64_t a_row, int64_t a_col,
-                       const float* B, int64_t ldb, Row& row) {
+inline void gemm_strip(int64_t M, int64_t c0, int64_t K, const float* A, int64_t a_row, int64_t a_col, const float* B,
+                       int64_t ldb, Row& row) {
   constexpr int RB = block_rows<NV>();
   int64_t i = 0;
   for (; i + RB <= M; i += RB) gemm_block<RB, NV, Accumulate>(i, c0, K, A, a_row, a_col, B, ldb, row);
@@ -107,8 +107,8 @@ inline void gemm_strip(int64_t M, int64_t c0, int64_t K, const float* A, int64_t
 
 // C (M x N) (+)= A (M x K) B (K x N); see the file comment for the operand layouts.
 template <bool Accumulate, typename Row>
-void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_row, int64_t a_col, const float* B,
-          int64_t ldb, Row row) {
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_row, int64_t a_col, const float* B, int64_t ldb,
+          Row row) {
   if (M <= 0 || N <= 0) return;
   if (N % kVec != 0) {  // plain loops for widths that are not whole vectors
     for (int64_t i = 0; i < M; ++i) {

@@ -27,8 +27,8 @@ inline void reserve(std::vector<T>& buffer, int64_t size) {
 // Table form into out (rows of width d); `table` is scratch for w * d floats.
 inline void table_product(std::vector<float>& table, int64_t w, int64_t d, const float* source_weight,
                           const float* source_value, const float* source_mask, const int32_t* sources,
-                          int64_t n_sources, const float* reader_weight, const int32_t* readers,
-                          int64_t n_readers, float* out) {
+                          int64_t n_sources, const float* reader_weight, const int32_t* readers, int64_t n_readers,
+                          float* out) {
   reserve(table, w * d);
   std::fill(table.begin(), table.begin() + w * d, 0.0f);
   for (int64_t a = 0; a < n_sources; ++a) {
@@ -58,11 +58,11 @@ inline void table_product(std::vector<float>& table, int64_t w, int64_t d, const
 // The pairwise form, in three steps a caller may also use on their own (the LSH backward reuses
 // the dot products for a second product).
 struct PairwiseProduct {
-  int64_t padded = 0;             // sources rounded up to kSourceBlock
-  std::vector<float> columns;     // (w, padded): source weights transposed, zero-padded
-  std::vector<float> values;      // (n_sources, d): masked source values
-  std::vector<float> dots;        // (n_readers, padded)
-  std::vector<float> acc;         // (d,)
+  int64_t padded = 0;          // sources rounded up to kSourceBlock
+  std::vector<float> columns;  // (w, padded): source weights transposed, zero-padded
+  std::vector<float> values;   // (n_sources, d): masked source values
+  std::vector<float> dots;     // (n_readers, padded)
+  std::vector<float> acc;      // (d,)
 
   void pack(int64_t w, int64_t d, const float* source_weight, const float* source_value, const float* source_mask,
             const int32_t* sources, int64_t n_sources) {

@@ -58,8 +58,13 @@ struct BucketLists {
   std::vector<int32_t> key_start, query_start, key_list, query_list, fill;
 
   BucketLists(int64_t rows_, int64_t n_q, int64_t n_k)
-      : rows(rows_), slot(rows_, -1), key_start(n_k + 2), query_start(n_k + 2), key_list(n_k),
-        query_list(n_q), fill(n_k + 1) {}
+      : rows(rows_),
+        slot(rows_, -1),
+        key_start(n_k + 2),
+        query_start(n_k + 2),
+        key_list(n_k),
+        query_list(n_q),
+        fill(n_k + 1) {}
 
   // Codes of query i and key j are qc[i * stride] and kc[j * stride]; returns the number of buckets.
   // With key_bucket given, key_bucket[j] is set to the bucket of key j (-1 for a masked key).
@@ -139,8 +144,8 @@ inline at::Tensor sum_over_groups(const at::Tensor& partial, const at::Tensor& m
 // out the zeroed (n_q, d) float32 buffer of that task; returns sum_f out * query_mask / num_hash.
 // With one group the scaling happens in the task, while its buffer is still in cache.
 template <typename MakeWorker>
-at::Tensor accumulate_over_hashes(int64_t bh, int64_t n_q, int64_t d, int64_t num_hash,
-                                  const at::Tensor& query_mask, MakeWorker make_worker) {
+at::Tensor accumulate_over_hashes(int64_t bh, int64_t n_q, int64_t d, int64_t num_hash, const at::Tensor& query_mask,
+                                  MakeWorker make_worker) {
   const int64_t groups = hash_groups(bh, num_hash);
   // (groups, bh, n_q, d): one output buffer per group of hashes
   at::Tensor partial = empty_huge({groups, bh, n_q, d}, query_mask.options().dtype(at::kFloat));

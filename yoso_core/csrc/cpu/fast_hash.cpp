@@ -1,7 +1,7 @@
 // Fast Hadamard hash on the CPU. Vectors are processed in tiles of kLanes, stored transposed
 // (padded_dim rows of kLanes floats), so every butterfly stage is a loop over kLanes contiguous
-// floats that the compiler vectorises, whatever the stage's stride; stages go three at a time. The float32 operations and
-// their order equal the reference's, so the codes are identical.
+// floats that the compiler vectorises, whatever the stage's stride; stages go three at a time. The float32 operations
+// and their order equal the reference's, so the codes are identical.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -91,8 +91,8 @@ inline void rotate_round(float* __restrict__ y, const float* __restrict__ diagon
 }
 
 template <typename scalar_t>
-void fast_hash_kernel(const scalar_t* x, const float* diagonals, int32_t* codes, int64_t bh, int64_t n,
-                      int64_t d, int64_t rotations_stored, int64_t num_hash, int64_t hash_code_len) {
+void fast_hash_kernel(const scalar_t* x, const float* diagonals, int32_t* codes, int64_t bh, int64_t n, int64_t d,
+                      int64_t rotations_stored, int64_t num_hash, int64_t hash_code_len) {
   const int64_t p = padded_dim(d);
   const int64_t rotations = num_rotations(d, num_hash, hash_code_len);
   const int64_t bits = num_hash * hash_code_len;
@@ -136,8 +136,7 @@ void fast_hash_kernel(const scalar_t* x, const float* diagonals, int32_t* codes,
   });
 }
 
-at::Tensor fast_hash_cpu(const at::Tensor& x, const at::Tensor& diagonals, int64_t num_hash,
-                         int64_t hash_code_len) {
+at::Tensor fast_hash_cpu(const at::Tensor& x, const at::Tensor& diagonals, int64_t num_hash, int64_t hash_code_len) {
   check_fast_hash_inputs(x, diagonals, num_hash, hash_code_len);
   const at::Tensor xc = x.contiguous();
   const at::Tensor dc = diagonals.to(at::kFloat).contiguous();
@@ -146,8 +145,7 @@ at::Tensor fast_hash_cpu(const at::Tensor& x, const at::Tensor& diagonals, int64
   if (codes.numel() == 0) return codes;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "yoso_fast_hash_cpu", [&] {
     fast_hash_kernel<scalar_t>(xc.const_data_ptr<scalar_t>(), dc.const_data_ptr<float>(),
-                               codes.mutable_data_ptr<int32_t>(), bh, n, d, dc.size(1), num_hash,
-                               hash_code_len);
+                               codes.mutable_data_ptr<int32_t>(), bh, n, d, dc.size(1), num_hash, hash_code_len);
   });
   return codes;
 }

@@ -46,31 +46,34 @@ struct BackwardInputs {
 };
 
 template <typename scalar_t>
-struct BackwardWorker : BackwardInputs<scalar_t> {
-  using Inputs = BackwardInputs<scalar_t>;
-  using Inputs::query_codes, Inputs::key_codes, Inputs::query_mask, Inputs::key_mask, Inputs::query_rows,
-      Inputs::key_rows, Inputs::n_q, Inputs::n_k, Inputs::d, Inputs::dv, Inputs::m;
-  int64_t width;  // d + dv
+struct BackwardWorker {
+  const BackwardInputs<scalar_t> in;
+  const int64_t width;  // d + dv
   BucketLists buckets;
   // one bucket's rows, gathered contiguously in float32
-  std::vector<float> packed_g;   // (nq, dv): output gradients
-  std::vector<float> packed_q;   // (nq, d): masked queries
-  std::vector<float> packed_k;   // (nk, d): masked keys
-  std::vector<float> packed_vt;  // (dv, nk rounded up to 16): values transposed, zero-padded
-  std::vector<float> dots;       // (nq, nk rounded up): g_i . v_j
-  std::vector<float> table;      // (dv, d): table form
-  std::vector<float> grad_sums;  // (buckets, dv): each bucket's sum of masked query gradients
+  std::vector<float> packed_g;      // (nq, dv): output gradients
+  std::vector<float> packed_q;      // (nq, d): masked queries
+  std::vector<float> packed_k;      // (nk, d): masked keys
+  std::vector<float> packed_vt;     // (dv, nk rounded up to 16): values transposed, zero-padded
+  std::vector<float> dots;          // (nq, nk rounded up): g_i . v_j
+  std::vector<float> table;         // (dv, d): table form
+  std::vector<float> grad_sums;     // (buckets, dv): each bucket's sum of masked query gradients
   std::vector<int32_t> key_bucket;  // (n_k,): bucket of each key, -1 when masked
-  std::vector<float> row;        // (16, dv): a tile of values being transposed
+  std::vector<float> row;           // (16, dv): a tile of values being transposed
 
-  explicit BackwardWorker(const Inputs& in)
-      : Inputs(in), width(in.d + in.dv), buckets(in.rows, in.n_q, in.n_k), key_bucket(in.n_k), row(kVec * in.dv) {}
+  explicit BackwardWorker(const BackwardInputs<scalar_t>& inputs)
+      : in(inputs),
+        width(inputs.d + inputs.dv),
+        buckets(inputs.rows, inputs.n_q, inputs.n_k),
+        key_bucket(inputs.n_k),
+        row(kVec * inputs.dv) {}
 
   // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots), 0 for
   // the direct form of small buckets.
   // ... and sums the bucket's masked query gradients into grad_sum (dv,).
   int64_t gather(const scalar_t* qg, const scalar_t* kv, const float* qm, const float* km, const int32_t* keys,
                  int64_t nk, const int32_t* queries, int64_t nq, float* grad_sum) {
+    const int64_t d = in.d, dv = in.dv;
     const int64_t padded = (nk + kVec - 1) / kVec * kVec;
     reserve(packed_g, nq * dv);
     reserve(packed_q, nq * d);
@@ -119,6 +122,7 @@ struct BackwardWorker : BackwardInputs<scalar_t> {
   // The bucket's contribution to gq (n_q, d) and gk (n_k, d).
   void bucket(const int32_t* keys, int64_t nk, const int32_t* queries, int64_t nq, int64_t padded, float* gq,
               float* gk) {
+    const int64_t d = in.d, dv = in.dv;
     const float* pg = packed_g.data();
     const float* pq = packed_q.data();
     const float* pk = packed_k.data();
@@ -151,28 +155,29 @@ struct BackwardWorker : BackwardInputs<scalar_t> {
       float* t = table.data();
       auto table_row = [&](int64_t c) { return t + c * d; };
       gemm<false>(dv, d, nk, pvt, padded, 1, pk, d, table_row);  // T1 = V^T K
-      gemm<true>(nq, d, dv, pg, dv, 1, t, d, query_row);          // grad_query += G T1
-      gemm<false>(dv, d, nq, pg, 1, dv, pq, d, table_row);        // T2 = G^T Q
-      gemm<true>(nk, d, dv, pvt, 1, padded, t, d, key_row);       // grad_key += V T2
+      gemm<true>(nq, d, dv, pg, dv, 1, t, d, query_row);         // grad_query += G T1
+      gemm<false>(dv, d, nq, pg, 1, dv, pq, d, table_row);       // T2 = G^T Q
+      gemm<true>(nk, d, dv, pvt, 1, padded, t, d, key_row);      // grad_key += V T2
       return;
     }
     reserve(dots, nq * padded);
     float* dp = dots.data();
     auto dots_row = [&](int64_t a) { return dp + a * padded; };
     gemm<false>(nq, padded, dv, pg, dv, 1, pvt, padded, dots_row);  // D = G V^T
-    gemm<true>(nq, d, nk, dp, padded, 1, pk, d, query_row);          // grad_query += D K
-    gemm<true>(nk, d, nq, dp, 1, padded, pq, d, key_row);            // grad_key += D^T Q
+    gemm<true>(nq, d, nk, dp, padded, 1, pk, d, query_row);         // grad_query += D K
+    gemm<true>(nk, d, nq, dp, 1, padded, pq, d, key_row);           // grad_key += D^T Q
   }
 
   // Unscaled sums over hashes [f_begin, f_end) of batch*head b into gq (n_q, d), gk (n_k, d), gv (n_k, dv).
   void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* gq, float* gk, float* gv) {
-    const float* qm = query_mask + b * n_q;
-    const float* km = key_mask + b * n_k;
-    const scalar_t* qg = query_rows + b * n_q * width;
-    const scalar_t* kv = key_rows + b * n_k * width;
+    const int64_t n_q = in.n_q, n_k = in.n_k, dv = in.dv, m = in.m;
+    const float* qm = in.query_mask + b * n_q;
+    const float* km = in.key_mask + b * n_k;
+    const scalar_t* qg = in.query_rows + b * n_q * width;
+    const scalar_t* kv = in.key_rows + b * n_k * width;
     for (int64_t f = f_begin; f < f_end; ++f) {
-      const int32_t* qc = query_codes + b * n_q * m + f;  // code of query i: qc[i * m]
-      const int32_t* kc = key_codes + b * n_k * m + f;
+      const int32_t* qc = in.query_codes + b * n_q * m + f;  // code of query i: qc[i * m]
+      const int32_t* kc = in.key_codes + b * n_k * m + f;
       const int32_t count = buckets.sort(qc, kc, qm, km, n_q, n_k, m, key_bucket.data());
       reserve(grad_sums, static_cast<int64_t>(count) * dv);
       for (int32_t s = 0; s < count; ++s) {
@@ -199,10 +204,12 @@ struct BackwardWorker : BackwardInputs<scalar_t> {
   }
 };
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(
-    const at::Tensor& query_codes, const at::Tensor& key_codes, const at::Tensor& query_mask,
-    const at::Tensor& key_mask, const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
-    const at::Tensor& grad, int64_t hash_code_len) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(const at::Tensor& query_codes,
+                                                                const at::Tensor& key_codes,
+                                                                const at::Tensor& query_mask,
+                                                                const at::Tensor& key_mask, const at::Tensor& query,
+                                                                const at::Tensor& key, const at::Tensor& value,
+                                                                const at::Tensor& grad, int64_t hash_code_len) {
   check_cumulation_inputs(query_codes, key_codes, query_mask, key_mask, value, hash_code_len);
   check_backward_inputs(query_codes, key_codes, query, key, value, grad);
   const int64_t bh = value.size(0), n_k = value.size(1), dv = value.size(2), d = query.size(2);
@@ -213,8 +220,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(
   const at::Tensor km = key_mask.to(at::kFloat).contiguous();
   // one element type for the four row tensors: theirs when they agree, else float32
   at::Tensor q = rows_of(query), k = rows_of(key), v = rows_of(value), g = rows_of(grad);
-  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type() ||
-      g.scalar_type() != q.scalar_type()) {
+  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type() || g.scalar_type() != q.scalar_type()) {
     q = q.to(at::kFloat), k = k.to(at::kFloat), v = v.to(at::kFloat), g = g.to(at::kFloat);
   }
 
@@ -248,8 +254,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(
           bh, m, groups, make_worker,
           [&](BackwardWorker<scalar_t>& worker, int64_t b, int64_t grp, int64_t f_begin, int64_t f_end) {
             const int64_t slot = grp * bh + b;
-            worker(b, f_begin, f_end, gq_ptr + slot * n_q * d, gk_ptr + slot * n_k * d,
-                   gv_ptr + slot * n_k * dv);
+            worker(b, f_begin, f_end, gq_ptr + slot * n_q * d, gk_ptr + slot * n_k * d, gv_ptr + slot * n_k * dv);
           });
     });
   }

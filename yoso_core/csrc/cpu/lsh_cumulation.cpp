@@ -37,8 +37,17 @@ struct CumulationWorker {
 
   CumulationWorker(const int32_t* qc, const int32_t* kc, const float* qm, const float* km, const scalar_t* v,
                    int64_t n_q_, int64_t n_k_, int64_t d_, int64_t m_, int64_t rows_)
-      : query_codes(qc), key_codes(kc), query_mask(qm), key_mask(km), value(v), n_q(n_q_), n_k(n_k_),
-        d(d_), m(m_), rows(rows_), table_rows_used(std::max<int64_t>(1, std::min(rows_, n_k_))) {
+      : query_codes(qc),
+        key_codes(kc),
+        query_mask(qm),
+        key_mask(km),
+        value(v),
+        n_q(n_q_),
+        n_k(n_k_),
+        d(d_),
+        m(m_),
+        rows(rows_),
+        table_rows_used(std::max<int64_t>(1, std::min(rows_, n_k_))) {
     const int64_t per_hash = table_rows_used * d * static_cast<int64_t>(sizeof(float));
     group = std::max<int64_t>(1, std::min<int64_t>(m, kTableGroupBytes / std::max<int64_t>(1, per_hash)));
     slot.assign(group * rows, -1);
@@ -108,9 +117,8 @@ struct CumulationWorker {
   }
 };
 
-at::Tensor lsh_cumulation_cpu(const at::Tensor& query_codes, const at::Tensor& key_codes,
-                              const at::Tensor& query_mask, const at::Tensor& key_mask, const at::Tensor& value,
-                              int64_t hash_code_len) {
+at::Tensor lsh_cumulation_cpu(const at::Tensor& query_codes, const at::Tensor& key_codes, const at::Tensor& query_mask,
+                              const at::Tensor& key_mask, const at::Tensor& value, int64_t hash_code_len) {
   check_cumulation_inputs(query_codes, key_codes, query_mask, key_mask, value, hash_code_len);
   const int64_t bh = value.size(0), n_k = value.size(1), d = value.size(2);
   const int64_t n_q = query_codes.size(1), m = query_codes.size(2), rows = table_rows(hash_code_len);

@@ -14,8 +14,7 @@
 namespace yoso {
 namespace {
 
-at::Tensor fast_hash_cuda(const at::Tensor& x, const at::Tensor& diagonals, int64_t num_hash,
-                          int64_t hash_code_len) {
+at::Tensor fast_hash_cuda(const at::Tensor& x, const at::Tensor& diagonals, int64_t num_hash, int64_t hash_code_len) {
   check_fast_hash_inputs(x, diagonals, num_hash, hash_code_len);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous();

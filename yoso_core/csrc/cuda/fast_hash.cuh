@@ -40,15 +40,20 @@ __global__ void fast_hash_kernel(const scalar_t* __restrict__ x, const float* __
         __syncthreads();
       }
     }
+    // rotation r is coordinates [start, end) of the concatenated rotations: the hashes they feed, as on the CPU
+    const int64_t start = r * p, end = (r + 1) * p < bits ? (r + 1) * p : bits;
+    const int64_t f_first = hash_of_coordinate(start, hash_code_len);
+    const int64_t f_count = hash_of_coordinate(end - 1, hash_code_len) - f_first + 1;
     // each (vector, hash) code is owned by one thread: no atomics
-    for (int64_t k = threadIdx.x; k < tile * num_hash; k += blockDim.x) {
-      const int64_t v = k / num_hash, f = k % num_hash;
-      for (int64_t bit = 0; bit < hash_code_len; ++bit) {
-        const int64_t coord = f * hash_code_len + bit;
-        if (coord >= r * p && coord < (r + 1) * p && coord < bits) {
-          tile_codes[k] |= code_bit(y[v * p + coord - r * p], bit);
-        }
+    for (int64_t k = threadIdx.x; k < tile * f_count; k += blockDim.x) {
+      const int64_t v = k / f_count, f = f_first + k % f_count;
+      const int64_t lo = f * hash_code_len > start ? f * hash_code_len : start;
+      const int64_t hi = (f + 1) * hash_code_len < end ? (f + 1) * hash_code_len : end;
+      int32_t code = 0;
+      for (int64_t coord = lo; coord < hi; ++coord) {
+        code |= code_bit(y[v * p + coord - start], bit_of_coordinate(coord, hash_code_len));
       }
+      tile_codes[v * num_hash + f] |= code;
     }
     __syncthreads();
   }

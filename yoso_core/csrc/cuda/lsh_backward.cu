@@ -21,10 +21,12 @@
 namespace yoso {
 namespace {
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(
-    const at::Tensor& query_codes, const at::Tensor& key_codes, const at::Tensor& query_mask,
-    const at::Tensor& key_mask, const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
-    const at::Tensor& grad, int64_t hash_code_len) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(const at::Tensor& query_codes,
+                                                                 const at::Tensor& key_codes,
+                                                                 const at::Tensor& query_mask,
+                                                                 const at::Tensor& key_mask, const at::Tensor& query,
+                                                                 const at::Tensor& key, const at::Tensor& value,
+                                                                 const at::Tensor& grad, int64_t hash_code_len) {
   check_cumulation_inputs(query_codes, key_codes, query_mask, key_mask, value, hash_code_len);
   check_backward_inputs(query_codes, key_codes, query, key, value, grad);
   const c10::cuda::CUDAGuard guard(value.device());
@@ -48,8 +50,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cuda(
     order = order.contiguous();
     const BackwardLaunch launch = lsh_backward_launch(bh, n_q, m);
     const int64_t warps = launch.threads / kWarp;
-    TORCH_CHECK(launch.blocks <= 2147483647LL, "yoso: lsh_backward on CUDA supports at most ",
-                2147483647LL * warps, " (batch*heads * num_hash * seq) tasks, got ", launch.tasks);
+    TORCH_CHECK(launch.blocks <= 2147483647LL, "yoso: lsh_backward on CUDA supports at most ", 2147483647LL * warps,
+                " (batch*heads * num_hash * seq) tasks, got ", launch.tasks);
     BackwardArgs args;
     args.order = order.const_data_ptr<int64_t>();
     args.first = first.const_data_ptr<int64_t>();

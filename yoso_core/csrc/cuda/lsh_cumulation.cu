@@ -15,9 +15,8 @@
 namespace yoso {
 namespace {
 
-at::Tensor lsh_cumulation_cuda(const at::Tensor& query_codes, const at::Tensor& key_codes,
-                               const at::Tensor& query_mask, const at::Tensor& key_mask, const at::Tensor& value,
-                               int64_t hash_code_len) {
+at::Tensor lsh_cumulation_cuda(const at::Tensor& query_codes, const at::Tensor& key_codes, const at::Tensor& query_mask,
+                               const at::Tensor& key_mask, const at::Tensor& value, int64_t hash_code_len) {
   check_cumulation_inputs(query_codes, key_codes, query_mask, key_mask, value, hash_code_len);
   const c10::cuda::CUDAGuard guard(value.device());
   const int64_t bh = value.size(0), n_k = value.size(1), d = value.size(2);
@@ -42,8 +41,8 @@ at::Tensor lsh_cumulation_cuda(const at::Tensor& query_codes, const at::Tensor& 
       },
       [&](int64_t f0, int64_t count) {
         gather_kernel<<<static_cast<unsigned>(launch.gather_blocks), launch.threads, 0, stream>>>(
-            qc.const_data_ptr<int32_t>(), table.const_data_ptr<float>(), out.mutable_data_ptr<float>(), n_q, d, m,
-            f0, count, launch.chunk, rows);
+            qc.const_data_ptr<int32_t>(), table.const_data_ptr<float>(), out.mutable_data_ptr<float>(), n_q, d, m, f0,
+            count, launch.chunk, rows);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
   return out.mul_(qm.unsqueeze(-1).mul(1.0 / static_cast<double>(m)));

@@ -43,10 +43,9 @@ at::Tensor lsh_weighted_cumulation_cuda(const at::Tensor& query_codes, const at:
       launch, n_k, w, m, [&] { table.zero_(); },
       [&](int64_t f, int64_t c0, int64_t count) {
         weighted_scatter_kernel<<<static_cast<unsigned>(launch.scatter_blocks), launch.scatter_threads(count, d), 0,
-                                  stream>>>(kc.const_data_ptr<int32_t>(), km.const_data_ptr<float>(),
-                                            kw.const_data_ptr<float>(), v.const_data_ptr<float>(),
-                                            table.mutable_data_ptr<float>(), n_k, w, d, m, f, c0, count,
-                                            launch.chunk, rows);
+                                  stream>>>(
+            kc.const_data_ptr<int32_t>(), km.const_data_ptr<float>(), kw.const_data_ptr<float>(),
+            v.const_data_ptr<float>(), table.mutable_data_ptr<float>(), n_k, w, d, m, f, c0, count, launch.chunk, rows);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       },
       [&](int64_t f, int64_t c0, int64_t count) {
@@ -61,6 +60,4 @@ at::Tensor lsh_weighted_cumulation_cuda(const at::Tensor& query_codes, const at:
 }  // namespace
 }  // namespace yoso
 
-TORCH_LIBRARY_IMPL(yoso, CUDA, m) {
-  m.impl("lsh_weighted_cumulation", &yoso::lsh_weighted_cumulation_cuda);
-}
+TORCH_LIBRARY_IMPL(yoso, CUDA, m) { m.impl("lsh_weighted_cumulation", &yoso::lsh_weighted_cumulation_cuda); }
