@@ -19,6 +19,7 @@ A variant is ``ATTENTION[:field=value,...]`` with fields of `yoso finetune` (``h
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -195,13 +196,14 @@ def plot(rows: list[dict[str, Any]], task: str, path: Path, title: str) -> None:
     metric = CURVE[task]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     colours: dict[str, Any] = {}
+    runs = collections.Counter(r["variant"] for r in rows)
     for row in rows:
         if row["status"] != "ok" or not row.get("curve"):
             continue
+        label = None  # one legend entry per variant, on its first line
+        if row["variant"] not in colours:
+            label = row["variant"] + (f" ({runs[row['variant']]} seeds)" if runs[row["variant"]] > 1 else "")
         colour = colours.setdefault(row["variant"], f"C{len(colours)}")
-        label = row["variant"] if sum(r["variant"] == row["variant"] for r in rows) == 1 else None
-        if label is None and row["seed"] == min(r["seed"] for r in rows if r["variant"] == row["variant"]):
-            label = f"{row['variant']} ({sum(r['variant'] == row['variant'] for r in rows)} seeds)"
         scale = _scale(metric, task)
         ys = [p[metric] * scale for p in row["curve"]]
         axes[0].plot([p["step"] for p in row["curve"]], ys, color=colour, label=label, marker=".")

@@ -13,6 +13,7 @@ Words map to token ids one to one (no tokenizer), so a record is exactly ``--seq
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -29,9 +30,8 @@ SPECIALS = 5  # <s> <pad> </s> <unk> <mask>, as the trained tokenizers number th
 def batch(seed: str, count: int, seq_len: int, shape: recall.RecallShape) -> tuple[torch.Tensor, ...]:
     """``count`` fresh records as (input_ids, labels); labels are value indices at queries, -100 elsewhere."""
     words = {w: SPECIALS + i for i, w in enumerate(recall.vocabulary(shape))}
-    values = {recall.word(recall.VALUE_PREFIX, i, shape.values): i for i in range(shape.values)}
-    params = dict(pairs=shape.pairs, keys=shape.keys, values=shape.values)
-    records = recall.generate(seed, count, seq_len, **params)
+    values = {w: i for i, w in enumerate(recall.value_words(shape))}
+    records = recall.generate(seed, count, seq_len, **dataclasses.asdict(shape))
     ids = torch.tensor([[0, *(words[w] for w in r["tokens"]), 2] for r in records])
     tags = [[-100, *(-100 if t is None else values[t] for t in r["tags"]), -100] for r in records]
     return ids, torch.tensor(tags)

@@ -38,9 +38,6 @@ DEFAULT_COUNTS = {
 }
 
 
-RECALL_FIELDS = ("pairs", "keys", "values")
-
-
 def _mlm(seed: int, split: str, count: int | None) -> list[dict]:
     """Corpus paragraphs of ``split`` in a seeded order."""
     paras = [p for topic in corpus.paragraphs() for p in topic]
@@ -62,10 +59,6 @@ def parse_builtin_name(name: str) -> tuple[str, dict[str, int]]:
             )
         params[key.strip()] = int(value)
     return base, params
-
-
-def _joined(params: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in params.items())
 
 
 def builtin_data(
@@ -96,12 +89,13 @@ def builtin_data(
             "validation": _mlm(seed, "validation", num_validation),
         }
     if params and name != "recall":
-        raise ValueError(f"--dataset {BUILTIN_PREFIX}{name} takes no parameters; drop ':{_joined(params)}'")
-    unknown = sorted(set(params) - set(RECALL_FIELDS))
+        given = ",".join(f"{k}={v}" for k, v in params.items())
+        raise ValueError(f"--dataset {BUILTIN_PREFIX}{name} takes no parameters; drop ':{given}'")
+    unknown = sorted(set(params) - set(recall.FIELDS))
     if unknown:
         raise ValueError(
             f"--dataset {BUILTIN_PREFIX}recall: unknown field {unknown[0]!r}; it takes "
-            + ", ".join(RECALL_FIELDS)
+            + ", ".join(recall.FIELDS)
         )
     default_train, default_validation = DEFAULT_COUNTS.get(f"{task}:{name}", DEFAULT_COUNTS[task])
     counts = {

@@ -20,7 +20,7 @@ and read the word next to it; the number of pairs and the key-to-query distance 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 FILLER = "."
 KEY_PREFIX, VALUE_PREFIX = "k", "v"
@@ -38,6 +38,9 @@ class RecallShape:
     def chance(self) -> float:
         """Accuracy of guessing a value uniformly at random."""
         return 1.0 / self.values
+
+
+FIELDS = tuple(f.name for f in fields(RecallShape))  # the sizes builtin:recall:FIELD=N sets
 
 
 def recall_shape(
@@ -74,10 +77,19 @@ def word(prefix: str, index: int, count: int) -> str:
     return prefix + "".join(reversed(letters))
 
 
+def key_words(shape: RecallShape) -> list[str]:
+    """The ``shape.keys`` key words, in index order."""
+    return [word(KEY_PREFIX, i, shape.keys) for i in range(shape.keys)]
+
+
+def value_words(shape: RecallShape) -> list[str]:
+    """The ``shape.values`` value words, in index order (the label of value ``i`` is its ``i``-th)."""
+    return [word(VALUE_PREFIX, i, shape.values) for i in range(shape.values)]
+
+
 def vocabulary(shape: RecallShape) -> list[str]:
     """Every word a record of ``shape`` can hold: keys, values and the filler."""
-    keys = [word(KEY_PREFIX, i, shape.keys) for i in range(shape.keys)]
-    return [*keys, *(word(VALUE_PREFIX, i, shape.values) for i in range(shape.values)), FILLER]
+    return [*key_words(shape), *value_words(shape), FILLER]
 
 
 def generate(
@@ -93,21 +105,22 @@ def generate(
     shape = recall_shape(seq_len, pairs=pairs, keys=keys, values=values)
     rng = random.Random(f"recall-{seed}")
     region = seq_len - 2 - 2 * shape.pairs
+    all_keys, all_values = key_words(shape), value_words(shape)
     records = []
     for _ in range(count):
         chosen = rng.sample(range(shape.keys), shape.pairs)
         paired = [rng.randrange(shape.values) for _ in chosen]
         tokens: list[str] = []
         tags: list[str | None] = []
-        key_words = [word(KEY_PREFIX, k, shape.keys) for k in chosen]
-        value_words = [word(VALUE_PREFIX, v, shape.values) for v in paired]
-        for key, value in zip(key_words, value_words, strict=True):
+        keys_of = [all_keys[k] for k in chosen]
+        values_of = [all_values[v] for v in paired]
+        for key, value in zip(keys_of, values_of, strict=True):
             tokens += [key, value]
             tags += [None, None]
         query_tokens, query_tags = [FILLER] * region, [None] * region
         order = rng.sample(range(shape.pairs), shape.pairs)
         for slot, j in zip(sorted(rng.sample(range(region), shape.pairs)), order, strict=True):
-            query_tokens[slot] = key_words[j]
-            query_tags[slot] = value_words[j]
+            query_tokens[slot] = keys_of[j]
+            query_tags[slot] = values_of[j]
         records.append({"tokens": tokens + query_tokens, "tags": tags + query_tags})
     return records

@@ -505,12 +505,12 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
                     )
                     progress.update(step, loss_value, lr, tokens / elapsed)
                 window = _LogWindow()
+            paused = time.perf_counter()
             if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
                 last_eval = run_eval()
             if (config.save_every and step % config.save_every == 0) or step == config.max_steps:
                 run_save()
-            if window.steps == 0:  # the next window times training steps only
-                window.start = time.perf_counter()
+            window.start += time.perf_counter() - paused  # a log window times training steps only
         if last_eval is None:  # resumed at the last step: report (not log again) the final metrics
             last_eval = run_eval(log=False)
         final = output_dir / "final"
