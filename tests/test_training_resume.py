@@ -109,3 +109,19 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(tmp_path):
         assert x == pytest.approx(y, abs=1e-6)
     again = run("--output-dir", str(straight), "--resume", "auto")
     assert again["steps"] == 40 and again["metrics"] == pytest.approx(summary["metrics"], abs=1e-6)
+
+
+def test_training_time_carries_on_across_a_resume(tmp_path):
+    from yoso_core.training import merge_config, train
+
+    options = dict(
+        model="tiny", seq_len=32, num_train=16, num_validation=4, batch_size=4, log_every=2,
+        save_every=4, eval_every=0, output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    train(merge_config(None, {**options, "max_steps": 4}, task="classification"))
+    train(merge_config(None, {**options, "max_steps": 8, "resume": "auto"}, task="classification"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["split"] == "train"]
+    seconds = [r["train_seconds"] for r in rows if r["split"] == "train"]
+    assert steps == [2, 4, 6, 8]
+    assert seconds[1] < seconds[2] < seconds[3], seconds  # not back to zero after step 4

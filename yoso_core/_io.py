@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import tempfile
@@ -28,8 +29,10 @@ class StorageError(Exception):
     the message names the place and the fix."""
 
 
+@functools.cache
 def file_mode() -> int:
-    """The mode a newly created file gets in this process: ``0666`` less the umask."""
+    """The mode a newly created file gets in this process: ``0666`` less the umask. Read once: setting
+    the umask to read it would briefly change it for every thread of the process."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask

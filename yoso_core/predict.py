@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from .saved import one_line_reason
+
 
 class PredictError(ValueError):
     """A model directory that cannot serve predictions, or a bad option; the message says why."""
@@ -87,7 +89,7 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
         tokenizer = load_tokenizer(str(path), max_length=max_length)
     except Exception as exc:  # a broken tokenizer.json raises JSON, tokenizers or OS errors
         raise PredictError(
-            f"--model {str(path)!r}: cannot load its tokenizer ({_reason(exc)}); save the tokenizer "
+            f"--model {str(path)!r}: cannot load its tokenizer ({one_line_reason(exc)}); save the tokenizer "
             "again beside the model (or copy it from the run's output directory)"
         ) from None
     id2label = {int(k): v for k, v in config.id2label.items()} if task in _LABELLED else None
@@ -95,12 +97,6 @@ def load_predictor(model_dir: str | Path, *, device: str = "auto") -> Predictor:
 
 
 _LABELLED = ("classification", "token-classification")
-
-
-def _reason(exc: BaseException) -> str:
-    """One line saying what an exception was about."""
-    text = " ".join(str(exc).split())
-    return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
 
 
 def _load_weights(model_class: Any, path: Path) -> Any:
@@ -184,7 +180,8 @@ def open_input(path: str | Path) -> tuple[Iterator[bytes | dict | Exception], st
             table = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
             raise DataError(
-                f"{path}: cannot read it as parquet ({_reason(exc)}); give a parquet file, or JSON lines"
+                f"{path}: cannot read it as parquet ({one_line_reason(exc)}); "
+                "give a parquet file, or JSON lines"
             ) from None
         return _parquet_rows(path, table), "row"
     if suffix == ".csv":
@@ -208,7 +205,9 @@ def _parquet_rows(path: Path, table: Any) -> Iterator[dict]:
         except StopIteration:
             return
         except Exception as exc:  # a damaged row group
-            raise DataError(f"{path}: cannot read the rows after row {rows} ({_reason(exc)})") from None
+            raise DataError(
+                f"{path}: cannot read the rows after row {rows} ({one_line_reason(exc)})"
+            ) from None
         for row in batch.to_pylist():
             rows += 1
             yield row

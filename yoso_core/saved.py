@@ -130,17 +130,22 @@ def has_tokenizer(path: str | Path) -> bool:
     return any((Path(path) / name).is_file() for name in TOKENIZER_FILES)
 
 
-def _reason(exc: BaseException) -> str:
-    """One line saying what an exception was about."""
+def one_line_reason(exc: BaseException) -> str:
+    """One line saying what an exception was about (at most 300 characters)."""
     text = " ".join(str(exc).split())
     return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
+
+
+def weights_bytes(model) -> int:
+    """Bytes of a model's weights as saved."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def damaged_weights(path: str | Path, exc: BaseException, flag: str = "--model") -> str:
     """The one message for weights that cannot be read (no file, a truncated or empty file, a size
     that does not fit), the same from finetune, predict and convert."""
     return (
-        f"{flag} {str(path)!r}: cannot load the weights ({_reason(exc)}); the model directory is "
+        f"{flag} {str(path)!r}: cannot load the weights ({one_line_reason(exc)}); the model directory is "
         "incomplete or damaged: copy it again, or use a checkpoint of the run"
     )
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..saved import weights_bytes
 from .keymaps import TIED, _names
 from .options import (
     DTYPES,
@@ -196,10 +197,6 @@ def written_by_conversion(name: str) -> bool:
     )
 
 
-def _weights_bytes(model) -> int:
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
-
-
 def _write(
     model, dst: Path, src_dir: Path | None, report: ConvertReport, positions_changed: int | None
 ) -> None:
@@ -218,7 +215,7 @@ def _write(
         else []
     )
     fix = "choose another DST (on a writable disk with space)"
-    needed = _weights_bytes(model)
+    needed = weights_bytes(model)
     with storage_errors(location.parent, f"the converted model {str(dst)!r}", fix, needed=needed):
         with staged_dir(dst, keep=lambda name: not written_by_conversion(name)) as tmp:
             model.save_pretrained(tmp)

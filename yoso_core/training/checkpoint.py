@@ -40,13 +40,9 @@ from .._io import (  # noqa: F401  (re-exported)
     storage_errors,
     swap_location,
 )
+from ..saved import weights_bytes
 
 FIX = "choose another --output-dir (earlier checkpoints are intact: --resume auto goes on from the last)"
-
-
-def model_bytes(model: nn.Module) -> int:
-    """Bytes of a model's weights as saved."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -162,7 +158,7 @@ def save_checkpoint(
     final = root / f"step-{step}"
     # a rerun from an older checkpoint overwrites a later one; a failed save leaves nothing behind.
     # Weights, then AdamW's two moments of each: about three times the weights.
-    needed = 3 * model_bytes(model)
+    needed = 3 * weights_bytes(model)
     with storage_errors(root, f"checkpoint {final.name}", FIX, needed=needed), staged_dir(final) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         if hasattr(model, "config"):

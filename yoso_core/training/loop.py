@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..inference import autocast
-from ..saved import has_tokenizer, quiet_transformers
+from ..saved import has_tokenizer, one_line_reason, quiet_transformers, weights_bytes
 from . import checkpoint as ckpt
 from . import distributed
 from .build import (
@@ -134,11 +134,6 @@ def _check_resume(config: TrainConfig, resume: Path, info: distributed.DistInfo)
         raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
-
-
 def _check_resume_labels(resume: Path, labels: list[str] | None) -> None:
     """ConfigError when the data's label set is not the one the checkpoint's head was trained on."""
     import json
@@ -184,7 +179,7 @@ def _tokenizer(
 def _save_final(model, tokenizer, output_dir: Path) -> Path:
     """Write ``OUTPUT_DIR/final`` atomically (weights, config, tokenizer)."""
     final = output_dir / "final"
-    needed = ckpt.model_bytes(model)
+    needed = weights_bytes(model)
     with ckpt.storage_errors(output_dir, "the final model", ckpt.FIX, needed=needed):
         with ckpt.staged_dir(final) as tmp:  # a symlinked final/ keeps its link; its target is replaced
             model.save_pretrained(str(tmp))
@@ -263,6 +258,7 @@ class _Prepared:
     scheduler: Any
     step: int
     resumed_window: tuple[float, int]  # (loss sum, steps) of the training steps not yet logged
+    resumed_train_seconds: float  # training time logged before the resumed checkpoint
 
 
 def _train(config: TrainConfig, info: distributed.DistInfo) -> TrainResult:
@@ -335,6 +331,7 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
 
     step = 0
     resumed_window = (0.0, 0)  # (loss sum, steps) of the training steps not yet logged
+    resumed_train_seconds = 0.0
     if resume is not None:
         try:
             state, rng_states = ckpt.load_checkpoint(
@@ -342,13 +339,14 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ConfigError(
-                f"--resume {resume}: the checkpoint does not fit this run ({_one_line(exc)}); resume with "
-                "the options it was written with (its run_config.yaml), or start a new --output-dir"
+                f"--resume {resume}: the checkpoint does not fit this run ({one_line_reason(exc)}); resume "
+                "with the options it was written with (its run_config.yaml), or start a new --output-dir"
             ) from None
         step = int(state["step"])
         process_state = rng_states[info.rank]
         ckpt.restore_rng_state(process_state["rng"])
         resumed_window = process_state["log_window"]
+        resumed_train_seconds = process_state.get("train_seconds", 0.0)  # absent in older checkpoints
     return _Prepared(
         config=run_config,
         output_dir=output_dir,
@@ -362,6 +360,7 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
         scheduler=scheduler,
         step=step,
         resumed_window=resumed_window,
+        resumed_train_seconds=resumed_train_seconds,
     )
 
 
@@ -416,7 +415,12 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
     def run_save() -> None:
         # Per process: RNG states and the unlogged loss window, so logged losses survive a resume too.
         rng_states = distributed.gather_objects(
-            info, {"rng": ckpt.capture_rng_state(), "log_window": (window.loss, window.steps)}
+            info,
+            {
+                "rng": ckpt.capture_rng_state(),
+                "log_window": (window.loss, window.steps),
+                "train_seconds": train_seconds,
+            },
         )
         if info.is_main:
             state = {
@@ -450,7 +454,7 @@ def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -
     last_eval: dict[str, float] | None = None
     train_loss: float | None = None
     window = _LogWindow(*prepared.resumed_window)
-    train_seconds = 0.0  # training time of this process so far, evaluation and saving left out
+    train_seconds = prepared.resumed_train_seconds  # training time so far, evaluation and saving left out
     try:
         while step < config.max_steps:
             step_loss = 0.0
