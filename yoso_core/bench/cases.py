@@ -159,7 +159,7 @@ def build_model(cfg: BenchConfig, impl: str, max_len: int) -> torch.nn.Module:
                 **shared,
                 max_position_embeddings=config.max_position_embeddings,
                 use_expectation=True,
-                hash_code_len=cfg.hash_code_len,
+                hash_code_len=config.hash_code_len,
                 num_hash=cfg.num_hash,
             )
             model = transformers.YosoModel(theirs)
