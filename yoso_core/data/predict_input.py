@@ -78,15 +78,15 @@ def parse_predict_record(
         raise DataError(f"{where}: not a JSON object; {expected}")
     if task == "token-classification" and "tokens" not in record and isinstance(record.get("text"), str):
         record = {**record, "tokens": record["text"].split()}
-    key = LABEL_KEYS.get(task)
-    inputs = {k: v for k, v in record.items() if k != key}
-    try:
-        out = validate_record(task, inputs, labels=False)
-    except RecordError as error:
-        raise DataError(f"{where}: {error}; {expected}") from None
-    if key is None or record.get(key) is None:
-        return out
     try:
         return validate_record(task, record, labels=False)
-    except RecordError as error:  # the inputs are fine: answer the line, do not score it
-        return {**out, LABEL_ERROR: f"{where}: {error}"}
+    except RecordError as error:
+        first = error
+    key = LABEL_KEYS.get(task)
+    if key is None or record.get(key) is None:  # nothing but the inputs to blame
+        raise DataError(f"{where}: {first}; {expected}") from None
+    try:  # the line once more without its label: when the inputs are fine, answer it unscored
+        out = validate_record(task, {k: v for k, v in record.items() if k != key}, labels=False)
+    except RecordError as error:
+        raise DataError(f"{where}: {error}; {expected}") from None
+    return {**out, LABEL_ERROR: f"{where}: {first}"}
