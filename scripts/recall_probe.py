@@ -22,6 +22,7 @@ import time
 import torch
 
 from yoso_core.data import recall
+from yoso_core.modeling import YosoSelfAttention as YosoSelfAttentionBase
 from yoso_core.sizes import auto_hash_code_len, size_config, softmax_config
 
 SPECIALS = 5  # <s> <pad> </s> <unk> <mask>, as the trained tokenizers number them
@@ -46,6 +47,8 @@ def build(args, shape: recall.RecallShape) -> torch.nn.Module:
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
+    sizes = {k: v for k, v in (("hidden_size", args.hidden_size), ("num_hidden_layers", args.layers)) if v}
+    common.update(sizes)
     if args.attention == "softmax":
         from transformers import RobertaForTokenClassification
 
@@ -61,19 +64,40 @@ def build(args, shape: recall.RecallShape) -> torch.nn.Module:
         num_hash=args.num_hash,
         hash_code_len=args.hash_code_len or auto_hash_code_len(args.seq_len),
         conv_window=args.conv_window,
+        lsh_backward=args.lsh_backward,
     )
-    return YosoForTokenClassification(config)
+    model = YosoForTokenClassification(config)
+    if args.attention == "softmax-conv":
+        for layer in model.yoso.encoder.layer:
+            layer.attention.self.__class__ = SoftmaxConvAttention
+    return model
+
+
+class SoftmaxConvAttention(YosoSelfAttentionBase):
+    """The YOSO-C layer with exact softmax in place of YOSO: same projections, same convolution."""
+
+    def forward(self, hidden_states, attention_mask, output_attentions=False):
+        query, key, value = (self._heads(f(hidden_states)) for f in (self.query, self.key, self.value))
+        mask = attention_mask.to(value.dtype)
+        blocked = (1.0 - mask)[:, None, None, :] * torch.finfo(value.dtype).min
+        context = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=blocked)
+        if self.use_conv:
+            context = context + self.conv(value * mask[:, None, :, None])
+        b, h, n, d = context.shape
+        return (context.permute(0, 2, 1, 3).reshape(b, n, h * d),)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train, evaluating every ``--eval-every`` steps on a fixed held-out batch; JSON lines on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--attention", choices=("softmax", "sampled", "expectation"), default="softmax")
+    parser.add_argument("--attention", choices=("softmax", "softmax-conv", "sampled", "expectation"), default="softmax")
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--pairs", type=int)
     parser.add_argument("--keys", type=int)
     parser.add_argument("--values", type=int)
+    parser.add_argument("--hidden-size", type=int)
+    parser.add_argument("--layers", type=int)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
@@ -81,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-hash", type=int, default=32)
     parser.add_argument("--hash-code-len", type=int)
     parser.add_argument("--conv-window", type=int)
+    parser.add_argument(
+        "--lsh-backward",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sampled YOSO's LSH backward (default) or, with --no-lsh-backward, YOSO-E's surrogate backward",
+    )
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -94,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     held_ids, held_labels = batch(f"{args.seed}-probe-validation", 64, args.seq_len, shape)
     queries = held_labels != -100
-    print(json.dumps({"settings": vars(args), "chance": shape.chance, "pairs": shape.pairs}), flush=True)
+    config = model.config
+    header = {
+        "settings": vars(args),
+        "chance": shape.chance,
+        "pairs": shape.pairs,
+        "hash_code_len": getattr(config, "hash_code_len", None) if args.attention in ("sampled", "expectation") else None,
+        "num_hash": config.num_hash if args.attention == "sampled" else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    print(json.dumps(header), flush=True)
     seconds = 0.0
     for step in range(1, total + 1):
         ids, labels = batch(f"{args.seed}-probe-{step}", args.batch_size, args.seq_len, shape)
