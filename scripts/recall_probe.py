@@ -38,6 +38,24 @@ def batch(seed: str, count: int, seq_len: int, shape: recall.RecallShape) -> tup
     return ids, torch.tensor(tags)
 
 
+def parse_stage(text: str) -> tuple[int, int, int | None]:
+    """``"128:1500:32"`` -> (128, 1500, 32): a curriculum stage's length, steps and batch size."""
+    parts = text.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (2, 3) or min(numbers) < 1:
+        raise ValueError(f"a warm-up stage is SEQ_LEN:STEPS[:BATCH] with positive integers, got {text!r}")
+    return numbers[0], numbers[1], numbers[2] if len(numbers) == 3 else None
+
+
+def stage_shape(final: recall.RecallShape, seq_len: int, final_len: int) -> recall.RecallShape:
+    """A shorter stage's records: the final keys and values, pairs scaled to the stage's length."""
+    pairs = max(1, final.pairs * seq_len // final_len)
+    return recall.recall_shape(seq_len, pairs=pairs, keys=final.keys, values=final.values)
+
+
 def build(args, shape: recall.RecallShape) -> torch.nn.Module:
     """A from-scratch model of ``--model`` size with the chosen attention and ``values`` labels."""
     common = dict(
@@ -73,6 +91,9 @@ def build(args, shape: recall.RecallShape) -> torch.nn.Module:
     return model
 
 
+DIAGNOSE: dict[str, float] = {}  # --diagnose: which of YOSO's traits the softmax-conv layer takes on
+
+
 class SoftmaxConvAttention(YosoSelfAttentionBase):
     """The YOSO-C layer with exact softmax in place of YOSO: same projections, same convolution."""
 
@@ -80,7 +101,16 @@ class SoftmaxConvAttention(YosoSelfAttentionBase):
         query, key, value = (self._heads(f(hidden_states)) for f in (self.query, self.key, self.value))
         mask = attention_mask.to(value.dtype)
         blocked = (1.0 - mask)[:, None, None, :] * torch.finfo(value.dtype).min
-        context = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=blocked)
+        scale = None
+        if DIAGNOSE.get("cosine"):  # unit queries and keys at a fixed temperature, as YOSO sees them
+            query = torch.nn.functional.normalize(query, dim=-1)
+            key = torch.nn.functional.normalize(key, dim=-1)
+            scale = DIAGNOSE["cosine"]
+        context = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=blocked, scale=scale
+        )
+        if DIAGNOSE.get("output_norm"):  # YOSO's per-head normalisation of the attention output
+            context = torch.nn.functional.normalize(context, dim=-1)
         if self.use_conv:
             context = context + self.conv(value * mask[:, None, :, None])
         b, h, n, d = context.shape
@@ -111,18 +141,49 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="sampled YOSO's LSH backward (default) or, with --no-lsh-backward, YOSO-E's surrogate backward",
     )
+    parser.add_argument(
+        "--warmup-stages",
+        nargs="*",
+        default=[],
+        metavar="SEQ_LEN:STEPS[:BATCH]",
+        help="a short-to-long curriculum: train this many steps on shorter records first (same keys "
+        "and values; pairs in proportion to the length), then --steps at --seq-len",
+    )
+    parser.add_argument(
+        "--diagnose",
+        nargs="*",
+        default=[],
+        metavar="TRAIT[=VALUE]",
+        help="softmax-conv only: output_norm (YOSO's normalised output), cosine=T (unit queries and "
+        "keys, logits T cos)",
+    )
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-records", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    for trait in args.diagnose:
+        name, _, value = trait.partition("=")
+        if name not in ("output_norm", "cosine"):
+            parser.error(f"--diagnose: unknown trait {name!r}; choose output_norm or cosine=T")
+        DIAGNOSE[name] = float(value or 1)
     shape = recall.recall_shape(args.seq_len, pairs=args.pairs, keys=args.keys, values=args.values)
+    try:
+        stages = [*map(parse_stage, args.warmup_stages), (args.seq_len, args.steps, args.batch_size)]
+    except ValueError as exc:
+        parser.error(str(exc))
+    plan = [
+        (n, batch_size or args.batch_size, stage_shape(shape, n, args.seq_len))
+        for n, steps, batch_size in stages
+        for _ in range(steps)
+    ]
     torch.manual_seed(args.seed)
     model = build(args, shape)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
-    warmup, total = args.warmup_steps, args.steps
+    warmup, total = args.warmup_steps, len(plan)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / total)
     )
-    held_ids, held_labels = batch(f"{args.seed}-probe-validation", 64, args.seq_len, shape)
+    held_ids, held_labels = batch(f"{args.seed}-probe-validation", args.eval_records, args.seq_len, shape)
     queries = held_labels != -100
     config = model.config
     header = {
@@ -134,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     print(json.dumps(header), flush=True)
-    seconds = 0.0
-    for step in range(1, total + 1):
-        ids, labels = batch(f"{args.seed}-probe-{step}", args.batch_size, args.seq_len, shape)
+    seconds, tokens = 0.0, 0
+    for step, (seq_len, batch_size, step_shape) in enumerate(plan, start=1):
+        ids, labels = batch(f"{args.seed}-probe-{step}", batch_size, seq_len, step_shape)
         start = time.perf_counter()
         loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
         loss.backward()
@@ -145,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         seconds += time.perf_counter() - start
+        tokens += ids.numel()
         value = loss.item()
         if not math.isfinite(value):
             print(f"error: the loss became {value} at step {step}", file=sys.stderr)
@@ -155,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 logits = model(input_ids=held_ids, attention_mask=torch.ones_like(held_ids)).logits
             model.train()
             accuracy = float((logits.argmax(-1)[queries] == held_labels[queries]).float().mean())
-            row = {"step": step, "loss": round(value, 4), "accuracy": round(accuracy, 4)}
-            print(json.dumps({**row, "train_seconds": round(seconds, 1)}), flush=True)
+            row = {"step": step, "seq_len": seq_len, "loss": round(value, 4), "accuracy": round(accuracy, 4)}
+            print(json.dumps({**row, "train_seconds": round(seconds, 1), "train_tokens": tokens}), flush=True)
     return 0
 
 

@@ -64,7 +64,9 @@ def probe_argv(attention: str, options: dict[str, Any]) -> list[str]:
         flag = "--" + key.replace("_", "-")
         if value is None or (key == "conv_window" and value == 0):
             continue
-        if isinstance(value, bool):
+        if isinstance(value, list):
+            argv += [flag, *map(str, value)]
+        elif isinstance(value, bool):
             argv.append(flag if value else f"--no-{key.replace('_', '-')}")
         else:
             argv += [flag, str(value)]
@@ -105,7 +107,6 @@ def run_one(name: str, attention: str, options: dict[str, Any], threads: int, wo
         row.update(status="failed", error=tail[0])
         return row
     last = evals[-1]
-    tokens = last["step"] * options["batch_size"] * (options["seq_len"] + 2)
     row.update(
         status="ok",
         steps=last["step"],
@@ -113,7 +114,7 @@ def run_one(name: str, attention: str, options: dict[str, Any], threads: int, wo
         num_hash=header.get("num_hash"),
         chance=header["chance"],
         metrics={"token_accuracy": last["accuracy"], "loss": last["loss"]},
-        tokens_per_second=tokens / last["train_seconds"] if last["train_seconds"] else None,
+        tokens_per_second=last["train_tokens"] / last["train_seconds"] if last["train_seconds"] else None,
         peak_mib=round(usage.ru_maxrss / 1024, 1),
         curve=[
             {"step": r["step"], "train_seconds": r["train_seconds"], "token_accuracy": r["accuracy"]} for r in evals
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=100)
     parser.add_argument("--conv-window", type=int, default=3, help="YOSO-C's convolution for every variant (0 = none)")
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument(
+        "--warmup-stages", nargs="*", default=[], metavar="SEQ_LEN:STEPS[:BATCH]",
+        help="the same short-to-long curriculum for every variant (see recall_probe.py)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", default=["softmax-conv", "sampled", "expectation"])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (give each --threads)")
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("seq_len", "model", "pairs", "steps", "batch_size", "learning_rate", "warmup_steps")
     }
     base.update(conv_window=args.conv_window, eval_every=args.eval_every)
+    if args.warmup_stages:
+        base["warmup_stages"] = list(args.warmup_stages)
     jobs = [
         (name, attention, {**base, **fields, "seed": seed})
         for seed in args.seeds
@@ -168,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = ", ".join(map(str, args.seeds))
     title = (
         f"builtin:recall, {args.seq_len} tokens, model {args.model}, conv_window {args.conv_window or 'none'}, "
-        f"{args.steps} steps of batch {args.batch_size}, lr {args.learning_rate}, "
+        + (f"after {' '.join(args.warmup_stages)} (length:steps:batch), " if args.warmup_stages else "")
+        + f"{args.steps} steps of batch {args.batch_size}, lr {args.learning_rate}, "
         f"seed{'s' if len(args.seeds) > 1 else ''} {seeds}"
         + (f"; chance {chance * 100:.1f}%" if chance else "")
     )

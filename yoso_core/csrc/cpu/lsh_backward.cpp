@@ -11,7 +11,6 @@
 // O(m n d dv). grad_value is the bucket's summed query gradient, added to each of its keys.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/cat.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -32,15 +31,17 @@ namespace {
 // the matrix products would mostly multiply zeros.
 constexpr int64_t kSmallBucket = 4;
 
-// What one backward reads: codes, float32 masks and the rows of both sides, contiguous, with their sizes.
+// What one backward reads: codes, float32 masks and the four row tensors, contiguous, with their sizes.
 template <typename scalar_t>
 struct BackwardInputs {
   const int32_t* query_codes;  // (bh, n_q, m)
   const int32_t* key_codes;    // (bh, n_k, m)
   const float* query_mask;     // (bh, n_q)
   const float* key_mask;       // (bh, n_k)
-  const scalar_t* query_rows;  // (bh, n_q, d + dv): query_i then grad_i
-  const scalar_t* key_rows;    // (bh, n_k, d + dv): key_j then value_j
+  const scalar_t* query;       // (bh, n_q, d)
+  const scalar_t* grad;        // (bh, n_q, dv)
+  const scalar_t* key;         // (bh, n_k, d)
+  const scalar_t* value;       // (bh, n_k, dv)
   int64_t n_q, n_k, d, dv, m;
   int64_t rows;  // rows of one hash's bucket table, 2^hash_code_len
 };
@@ -48,7 +49,6 @@ struct BackwardInputs {
 template <typename scalar_t>
 struct BackwardWorker {
   const BackwardInputs<scalar_t> in;
-  const int64_t width;  // d + dv
   BucketLists buckets;
   // one bucket's rows, gathered contiguously in float32
   std::vector<float> packed_g;      // (nq, dv): output gradients
@@ -63,7 +63,6 @@ struct BackwardWorker {
 
   explicit BackwardWorker(const BackwardInputs<scalar_t>& inputs)
       : in(inputs),
-        width(inputs.d + inputs.dv),
         buckets(inputs.rows, inputs.n_q, inputs.n_k),
         key_bucket(inputs.n_k),
         row(kVec * inputs.dv) {}
@@ -71,7 +70,7 @@ struct BackwardWorker {
   // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots), 0 for
   // the direct form of small buckets.
   // ... and sums the bucket's masked query gradients into grad_sum (dv,).
-  int64_t gather(const scalar_t* qg, const scalar_t* kv, const float* qm, const float* km, const int32_t* keys,
+  int64_t gather(const scalar_t* q, const scalar_t* g, const scalar_t* k, const scalar_t* v, const float* qm, const float* km, const int32_t* keys,
                  int64_t nk, const int32_t* queries, int64_t nq, float* grad_sum) {
     const int64_t d = in.d, dv = in.dv;
     const int64_t padded = (nk + kVec - 1) / kVec * kVec;
@@ -83,8 +82,8 @@ struct BackwardWorker {
     for (int64_t a = 0; a < nq; ++a) {
       const int64_t i = queries[a];
       float* pg = packed_g.data() + a * dv;
-      load_row(qg + i * width + d, pg, dv, 1.0f);
-      load_row(qg + i * width, packed_q.data() + a * d, d, qm[i]);
+      load_row(g + i * dv, pg, dv, 1.0f);
+      load_row(q + i * d, packed_q.data() + a * d, d, qm[i]);
       const float mask = qm[i];
 #pragma omp simd
       for (int64_t t = 0; t < dv; ++t) grad_sum[t] += mask * pg[t];
@@ -92,8 +91,8 @@ struct BackwardWorker {
     if (nk <= kSmallBucket) {  // direct form: values stay row-major (nk, dv) in packed_vt
       for (int64_t a = 0; a < nk; ++a) {
         const int64_t j = keys[a];
-        load_row(kv + j * width, packed_k.data() + a * d, d, km[j]);
-        load_row(kv + j * width + d, packed_vt.data() + a * dv, dv, 1.0f);
+        load_row(k + j * d, packed_k.data() + a * d, d, km[j]);
+        load_row(v + j * dv, packed_vt.data() + a * dv, dv, 1.0f);
       }
       return 0;
     }
@@ -104,8 +103,8 @@ struct BackwardWorker {
         float* dst = tile + (a - a0) * dv;
         if (a < nk) {
           const int64_t j = keys[a];
-          load_row(kv + j * width, packed_k.data() + a * d, d, km[j]);
-          load_row(kv + j * width + d, dst, dv, 1.0f);
+          load_row(k + j * d, packed_k.data() + a * d, d, km[j]);
+          load_row(v + j * dv, dst, dv, 1.0f);
         } else {
           std::fill(dst, dst + dv, 0.0f);
         }
@@ -170,11 +169,16 @@ struct BackwardWorker {
 
   // Unscaled sums over hashes [f_begin, f_end) of batch*head b into gq (n_q, d), gk (n_k, d), gv (n_k, dv).
   void operator()(int64_t b, int64_t f_begin, int64_t f_end, float* gq, float* gk, float* gv) {
-    const int64_t n_q = in.n_q, n_k = in.n_k, dv = in.dv, m = in.m;
+    const int64_t n_q = in.n_q, n_k = in.n_k, d = in.d, dv = in.dv, m = in.m;
     const float* qm = in.query_mask + b * n_q;
     const float* km = in.key_mask + b * n_k;
-    const scalar_t* qg = in.query_rows + b * n_q * width;
-    const scalar_t* kv = in.key_rows + b * n_k * width;
+    const scalar_t* q = in.query + b * n_q * d;
+    const scalar_t* g = in.grad + b * n_q * dv;
+    const scalar_t* k = in.key + b * n_k * d;
+    const scalar_t* v = in.value + b * n_k * dv;
+    std::fill(gq, gq + n_q * d, 0.0f);  // zeroed by the thread that fills them, while they are in its cache
+    std::fill(gk, gk + n_k * d, 0.0f);
+    std::fill(gv, gv + n_k * dv, 0.0f);
     for (int64_t f = f_begin; f < f_end; ++f) {
       const int32_t* qc = in.query_codes + b * n_q * m + f;  // code of query i: qc[i * m]
       const int32_t* kc = in.key_codes + b * n_k * m + f;
@@ -189,7 +193,7 @@ struct BackwardWorker {
         }
         const int32_t* keys = buckets.keys(s);
         const int32_t* queries = buckets.queries(s);
-        const int64_t padded = gather(qg, kv, qm, km, keys, nk, queries, nq, grad_sum);
+        const int64_t padded = gather(q, g, k, v, qm, km, keys, nk, queries, nq, grad_sum);
         bucket(keys, nk, queries, nq, padded, gq, gk);
       }
       // grad_value in key order: a stream through gv instead of a random visit per key
@@ -224,19 +228,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(const at::Tensor
     q = q.to(at::kFloat), k = k.to(at::kFloat), v = v.to(at::kFloat), g = g.to(at::kFloat);
   }
 
-  // the rows a bucket reads of one token side by side: (q_i, g_i) and (k_j, v_j)
-  at::Tensor qg = empty_huge({bh, n_q, d + dv}, q.options());
-  at::Tensor kv = empty_huge({bh, n_k, d + dv}, k.options());
-  at::cat_out(qg, {q, g}, 2);
-  at::cat_out(kv, {k, v}, 2);
-
   const int64_t groups = hash_groups(bh, m);
   const auto options = value.options().dtype(at::kFloat);
-  // one buffer per group of hashes
-  at::Tensor gq = empty_huge({groups, bh, n_q, d}, options).zero_();
-  at::Tensor gk = empty_huge({groups, bh, n_k, d}, options).zero_();
-  at::Tensor gv = empty_huge({groups, bh, n_k, dv}, options).zero_();
-  if (bh > 0 && (n_q > 0 || n_k > 0)) {
+  // one buffer per group of hashes, zeroed by its task (or here, when there is no task)
+  at::Tensor gq = empty_huge({groups, bh, n_q, d}, options);
+  at::Tensor gk = empty_huge({groups, bh, n_k, d}, options);
+  at::Tensor gv = empty_huge({groups, bh, n_k, dv}, options);
+  if (bh == 0 || (n_q == 0 && n_k == 0)) {
+    gq.zero_(), gk.zero_(), gv.zero_();
+  } else {
     float* gq_ptr = gq.mutable_data_ptr<float>();
     float* gk_ptr = gk.mutable_data_ptr<float>();
     float* gv_ptr = gv.mutable_data_ptr<float>();
@@ -246,8 +246,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsh_backward_cpu(const at::Tensor
       in.key_codes = kc.const_data_ptr<int32_t>();
       in.query_mask = qm.const_data_ptr<float>();
       in.key_mask = km.const_data_ptr<float>();
-      in.query_rows = qg.const_data_ptr<scalar_t>();
-      in.key_rows = kv.const_data_ptr<scalar_t>();
+      in.query = q.const_data_ptr<scalar_t>();
+      in.grad = g.const_data_ptr<scalar_t>();
+      in.key = k.const_data_ptr<scalar_t>();
+      in.value = v.const_data_ptr<scalar_t>();
       in.n_q = n_q, in.n_k = n_k, in.d = d, in.dv = dv, in.m = m, in.rows = rows;
       auto make_worker = [&] { return BackwardWorker<scalar_t>(in); };
       for_each_hash_group(
