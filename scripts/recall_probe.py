@@ -120,7 +120,9 @@ class SoftmaxConvAttention(YosoSelfAttentionBase):
 def main(argv: list[str] | None = None) -> int:
     """Train, evaluating every ``--eval-every`` steps on a fixed held-out batch; JSON lines on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--attention", choices=("softmax", "softmax-conv", "sampled", "expectation"), default="softmax")
+    parser.add_argument(
+        "--attention", choices=("softmax", "softmax-conv", "sampled", "expectation"), default="softmax"
+    )
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--pairs", type=int)
@@ -190,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         "settings": vars(args),
         "chance": shape.chance,
         "pairs": shape.pairs,
-        "hash_code_len": getattr(config, "hash_code_len", None) if args.attention in ("sampled", "expectation") else None,
+        "hash_code_len": getattr(config, "hash_code_len", None)
+        if args.attention in ("sampled", "expectation")
+        else None,
         "num_hash": config.num_hash if args.attention == "sampled" else None,
         "parameters": sum(p.numel() for p in model.parameters()),
     }

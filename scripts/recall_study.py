@@ -117,7 +117,8 @@ def run_one(name: str, attention: str, options: dict[str, Any], threads: int, wo
         tokens_per_second=last["train_tokens"] / last["train_seconds"] if last["train_seconds"] else None,
         peak_mib=round(usage.ru_maxrss / 1024, 1),
         curve=[
-            {"step": r["step"], "train_seconds": r["train_seconds"], "token_accuracy": r["accuracy"]} for r in evals
+            {"step": r["step"], "train_seconds": r["train_seconds"], "token_accuracy": r["accuracy"]}
+            for r in evals
         ],
     )
     return row
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--warmup-steps", type=int, default=100)
-    parser.add_argument("--conv-window", type=int, default=3, help="YOSO-C's convolution for every variant (0 = none)")
+    parser.add_argument(
+        "--conv-window", type=int, default=3, help="YOSO-C's convolution for every variant (0 = none)"
+    )
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument(
         "--warmup-stages", nargs="*", default=[], metavar="SEQ_LEN:STEPS[:BATCH]",
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     chance = ok[0]["chance"] if ok else None
     seeds = ", ".join(map(str, args.seeds))
     title = (
-        f"builtin:recall, {args.seq_len} tokens, model {args.model}, conv_window {args.conv_window or 'none'}, "
+        f"builtin:recall, {args.seq_len} tokens, model {args.model}, "
+        f"conv_window {args.conv_window or 'none'}, "
         + (f"after {' '.join(args.warmup_stages)} (length:steps:batch), " if args.warmup_stages else "")
         + f"{args.steps} steps of batch {args.batch_size}, lr {args.learning_rate}, "
         f"seed{'s' if len(args.seeds) > 1 else ''} {seeds}"
