@@ -62,16 +62,14 @@ struct BackwardWorker {
   std::vector<float> row;           // (16, dv): a tile of values being transposed
 
   explicit BackwardWorker(const BackwardInputs<scalar_t>& inputs)
-      : in(inputs),
-        buckets(inputs.rows, inputs.n_q, inputs.n_k),
-        key_bucket(inputs.n_k),
-        row(kVec * inputs.dv) {}
+      : in(inputs), buckets(inputs.rows, inputs.n_q, inputs.n_k), key_bucket(inputs.n_k), row(kVec * inputs.dv) {}
 
   // Gathers the bucket's rows; returns the padded key count (columns of packed_vt and dots), 0 for
   // the direct form of small buckets.
   // ... and sums the bucket's masked query gradients into grad_sum (dv,).
-  int64_t gather(const scalar_t* q, const scalar_t* g, const scalar_t* k, const scalar_t* v, const float* qm, const float* km, const int32_t* keys,
-                 int64_t nk, const int32_t* queries, int64_t nq, float* grad_sum) {
+  int64_t gather(const scalar_t* q, const scalar_t* g, const scalar_t* k, const scalar_t* v, const float* qm,
+                 const float* km, const int32_t* keys, int64_t nk, const int32_t* queries, int64_t nq,
+                 float* grad_sum) {
     const int64_t d = in.d, dv = in.dv;
     const int64_t padded = (nk + kVec - 1) / kVec * kVec;
     reserve(packed_g, nq * dv);
