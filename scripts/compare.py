@@ -257,8 +257,8 @@ def markdown(rows: list[dict[str, Any]], task: str, seq_len: int) -> str:
             *(_quality_cell(q, m, spread, task) for q in quality),
             f"{m.get('loss', float('nan')):.3f}",
             f"{r['tokens_per_second']:,.0f}" if r["tokens_per_second"] else "-",
-            f"{r['peak_mib']:,.0f}",
-            f"{r['wall_s']:.0f}",
+            f"{r['peak_mib']:,.0f}" if r.get("peak_mib") is not None else "-",
+            f"{r['wall_s']:.0f}" if r.get("wall_s") is not None else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -96,17 +96,26 @@ def run_one(name: str, attention: str, options: dict[str, Any], threads: int, wo
         "seed": options["seed"],
         "wall_s": round(time.perf_counter() - start, 1),
     }
+    code = os.waitstatus_to_exitcode(status)
+    row = finished_row(row, out, peak_mib=round(usage.ru_maxrss / 1024, 1))
+    if code != 0 and row["status"] == "ok":
+        row.update(status="failed")
+    if row["status"] != "ok":
+        tail = out.with_suffix(".log").read_text().strip().splitlines()[-1:] or [f"exit code {code}"]
+        row.update(error=tail[0])
+    return row
+
+
+def finished_row(row: dict[str, Any], out: Path, peak_mib: float | None = None) -> dict[str, Any]:
+    """``row`` completed from a probe's output file (its last evaluation and its curve)."""
     try:
         header, evals = read_run(out.read_text().splitlines())
-    except ValueError as exc:
-        evals, header = [], {}
-        row.update(status="failed", error=str(exc))
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 or not evals:
-        tail = out.with_suffix(".log").read_text().strip().splitlines()[-1:] or [f"exit code {code}"]
-        row.update(status="failed", error=tail[0])
-        return row
+    except (OSError, ValueError) as exc:
+        return dict(row, status="failed", error=str(exc))
+    if not evals:
+        return dict(row, status="failed", error=f"{out} holds no evaluation")
     last = evals[-1]
+    row = dict(row)
     row.update(
         status="ok",
         steps=last["step"],
@@ -114,8 +123,8 @@ def run_one(name: str, attention: str, options: dict[str, Any], threads: int, wo
         num_hash=header.get("num_hash"),
         chance=header["chance"],
         metrics={"token_accuracy": last["accuracy"], "loss": last["loss"]},
-        tokens_per_second=last["train_tokens"] / last["train_seconds"] if last["train_seconds"] else None,
-        peak_mib=round(usage.ru_maxrss / 1024, 1),
+        tokens_per_second=last["train_tokens"] / last["train_seconds"] if last.get("train_tokens") else None,
+        peak_mib=peak_mib,
         curve=[
             {"step": r["step"], "train_seconds": r["train_seconds"], "token_accuracy": r["accuracy"]}
             for r in evals
@@ -148,8 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (0 = torch's default)")
     parser.add_argument("--json", help="also write the rows and settings to this JSON file")
     parser.add_argument("--plot", help="write the learning curves to this PNG file (needs matplotlib)")
+    parser.add_argument("--plot-title", help="with --from-runs: the plot's title")
     parser.add_argument("--work-dir", help="keep the runs' outputs here (default: a temporary directory)")
+    parser.add_argument(
+        "--from-runs",
+        nargs="+",
+        metavar="NAME=FILE",
+        help="train nothing: table and plot of probe outputs saved earlier (the probe's stdout)",
+    )
     args = parser.parse_args(argv)
+    if args.from_runs:
+        return replot(args)
     variants = [(v, *parse_variant(v)) for v in args.variants]
     base = {
         key: getattr(args, key)
@@ -194,6 +212,23 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path.write_text(json.dumps({"settings": vars(args), "chance": chance, "rows": rows}, indent=2))
         os.replace(tmp_path, path)
     return 0 if len(ok) == len(rows) else 1
+
+
+def replot(args: argparse.Namespace) -> int:
+    """The table and plot of earlier probe outputs, each named on the command line."""
+    rows = []
+    for item in args.from_runs:
+        name, sep, file = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --from-runs takes NAME=FILE, got {item!r}")
+        header_line = Path(file).read_text().splitlines()[:1] if Path(file).is_file() else []
+        seed = json.loads(header_line[0])["settings"].get("seed", 0) if header_line else 0
+        rows.append(finished_row({"variant": name, "attention": name, "seed": seed, "wall_s": None}, Path(file)))
+    title = args.plot_title or "builtin:recall: saved probe runs"
+    print(f"{title}\n\n{markdown(aggregate(rows, TASK), TASK, args.seq_len)}")
+    if args.plot:
+        plot(rows, TASK, Path(args.plot), title)
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
 if __name__ == "__main__":
