@@ -223,7 +223,8 @@ def replot(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: --from-runs takes NAME=FILE, got {item!r}")
         header_line = Path(file).read_text().splitlines()[:1] if Path(file).is_file() else []
         seed = json.loads(header_line[0])["settings"].get("seed", 0) if header_line else 0
-        rows.append(finished_row({"variant": name, "attention": name, "seed": seed, "wall_s": None}, Path(file)))
+        row = {"variant": name, "attention": name, "seed": seed, "wall_s": None}
+        rows.append(finished_row(row, Path(file)))
     title = args.plot_title or "builtin:recall: saved probe runs"
     print(f"{title}\n\n{markdown(aggregate(rows, TASK), TASK, args.seq_len)}")
     if args.plot:
