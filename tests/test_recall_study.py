@@ -95,3 +95,22 @@ def test_a_study_of_two_variants_writes_curves_table_and_json(tmp_path):
         assert [p["step"] for p in row["curve"]] == [2, 4]
         assert row["tokens_per_second"] > 0 and row["peak_mib"] > 0
         assert 0.0 <= row["metrics"]["token_accuracy"] <= 1.0
+
+
+def test_from_runs_tables_and_plots_saved_outputs_without_training(tmp_path, capsys):
+    header = {"settings": {"seed": 3}, "chance": 1 / 64, "pairs": 4, "hash_code_len": 8, "num_hash": None}
+    evals = [
+        {"step": 10, "loss": 2.0, "accuracy": 0.25, "train_seconds": 1.0, "train_tokens": 640},
+        {"step": 20, "loss": 0.5, "accuracy": 0.75, "train_seconds": 2.0, "train_tokens": 1280},
+    ]
+    saved = tmp_path / "run.jsonl"
+    saved.write_text("".join(json.dumps(r) + "\n" for r in (header, *evals)))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps(header) + "\n")
+    code = study.main(["--from-runs", f"mine={saved}", f"broken={empty}"])
+    table = capsys.readouterr().out
+    assert code == 1  # the run without evaluations is reported, not dropped
+    assert "| mine | 8 | - | 75.0 | 0.500 | 640 |" in table
+    assert "| broken | failed:" in table
+    with pytest.raises(SystemExit, match="NAME=FILE"):
+        study.main(["--from-runs", str(saved)])
