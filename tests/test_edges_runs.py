@@ -265,6 +265,27 @@ def test_predict_warns_with_the_count_of_cut_classification_lines(run):
     assert "3 input line(s) were longer than the model's 64 tokens and were cut to fit" in warning
 
 
+def test_predict_tokenizes_a_classification_line_that_fits_once(run, monkeypatch):
+    """The count of cut tokens comes from the features encoding built: a line that fits the model
+    is tokenized once, not a second time to measure it."""
+    from yoso_core.predict import load_predictor, predict
+
+    predictor = load_predictor(run / "final", device="cpu")
+    calls = []
+    tokenizer_class = type(predictor.tokenizer)
+    original = tokenizer_class.__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tokenizer_class, "__call__", counted)
+    warnings = []
+    answers = list(predict(predictor, lines(5), batch_size=2, on_warning=warnings.append))
+    assert len(answers) == 5 and warnings == []
+    assert len(calls) == 5
+
+
 def test_a_malformed_label_is_answered_and_left_out_of_the_metrics(run):
     given = [
         json.dumps({"id": "a", "text": "[MAX 1 2 ]", "label": "2"}),
