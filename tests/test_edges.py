@@ -133,6 +133,23 @@ def test_failed_writes_are_described_with_the_disk_and_the_fix(tmp_path):
     assert _io.describe_write_failure(ValueError("not a write"), tmp_path, "x", "fix") is None
 
 
+def test_only_out_of_space_errors_are_called_a_full_disk(tmp_path):
+    """Little free space makes a full disk of a write failure without errno only: another error
+    (one that is not a write's, or a real I/O error) is never relabelled."""
+    needed = 1 << 60  # more than any disk holds
+    assert _io.describe_write_failure(RuntimeError("shape mismatch"), tmp_path, "x", "fix", needed) is None
+    io_error = OSError(errno.EIO, "Input/output error")
+    message = _io.describe_write_failure(io_error, tmp_path, "x", "fix", needed)
+    assert message == f"cannot write x in {str(tmp_path)!r} (Input/output error); fix"
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert _io.describe_write_failure(full, tmp_path, "x", "fix").startswith("no space left on the disk")
+    with (
+        pytest.raises(RuntimeError, match="shape mismatch"),
+        _io.storage_errors(tmp_path, "x", "fix", needed),
+    ):
+        raise RuntimeError("shape mismatch")
+
+
 # ---- options: non-finite numbers, directories, tokenizer paths -----------------------------------
 
 

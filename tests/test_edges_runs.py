@@ -336,6 +336,29 @@ def test_convert_onto_a_full_disk_is_one_line(run, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_convert_names_a_source_file_it_cannot_read_not_the_destination(run, tmp_path, monkeypatch):
+    """A SRC tokenizer file that cannot be read is a read failure of SRC, not a write failure of DST."""
+    import builtins
+    import io
+
+    unreadable = run / "final" / "tokenizer.json"
+    assert unreadable.is_file()
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == str(unreadable):
+            raise PermissionError(errno.EACCES, "Permission denied", str(unreadable))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(io, "open", guarded)
+    result = invoke("convert", str(run / "final"), str(tmp_path / "dst"))
+    assert result.exit_code == 1, result.output
+    assert str(unreadable) in result.stderr and "Permission denied" in result.stderr
+    assert "cannot write" not in result.stderr and "the converted model" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_convert_onto_a_read_only_disk_is_one_line(run, tmp_path, monkeypatch):
     real_mkdir = os.mkdir
 
