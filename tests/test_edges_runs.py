@@ -196,6 +196,32 @@ def test_resume_into_data_of_other_labels_names_both_label_sets(tmp_path):
     one_error(result, "trained on the labels ['a', 'b']", "the data has ['a', 'b', 'c']")
 
 
+@pytest.mark.parametrize("attention", ["expectation", "softmax"])
+def test_resume_labels_are_read_from_the_checkpoints_saved_config(tmp_path, attention):
+    """The checkpoint's labels come from its config (YOSO's or the softmax baseline's) as a saved
+    model's do: the same set in another order fits; another set, or none to read, is told apart."""
+    import transformers
+
+    from yoso_core import YosoConfig
+    from yoso_core.training.config import ConfigError
+    from yoso_core.training.loop import _check_resume_labels
+
+    labels = {0: "neg", 1: "pos", 2: "mixed"}
+    config_class = transformers.RobertaConfig if attention == "softmax" else YosoConfig
+    config_class(
+        id2label=labels, label2id={v: k for k, v in labels.items()}, task="classification"
+    ).save_pretrained(tmp_path)
+    _check_resume_labels(tmp_path, "classification", ["mixed", "neg", "pos"])
+    _check_resume_labels(tmp_path, "classification", None)
+    _check_resume_labels(tmp_path, "token-classification", ["a", "b"])  # not a head of that task
+    with pytest.raises(
+        ConfigError, match=r"trained on the labels \['neg', 'pos', 'mixed'\].*\['neg', 'pos'\]"
+    ):
+        _check_resume_labels(tmp_path, "classification", ["pos", "neg"])
+    (tmp_path / "config.json").write_text("{not json")
+    _check_resume_labels(tmp_path, "classification", ["pos", "neg"])  # load_checkpoint says what is wrong
+
+
 # ---- predict: the input as output, pipes, full disks, cut lines, labels ---------------------------
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..inference import autocast
-from ..saved import has_tokenizer, one_line_reason, quiet_transformers, weights_bytes
+from ..saved import has_tokenizer, load_saved_config, one_line_reason, quiet_transformers, weights_bytes
 from . import checkpoint as ckpt
 from . import distributed
 from .build import (
@@ -37,6 +37,7 @@ from .build import (
     model_max_length,
     prepare_tokenizer,
     resolve_labels,
+    saved_labels,
 )
 from .config import ConfigError, TrainConfig, save_config
 from .evaluate import evaluate
@@ -134,17 +135,14 @@ def _check_resume(config: TrainConfig, resume: Path, info: distributed.DistInfo)
         raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
 
 
-def _check_resume_labels(resume: Path, labels: list[str] | None) -> None:
+def _check_resume_labels(resume: Path, task: str, labels: list[str] | None) -> None:
     """ConfigError when the data's label set is not the one the checkpoint's head was trained on."""
-    import json
-
     if labels is None:
         return
     try:
-        saved = json.loads((resume / "config.json").read_text()).get("id2label") or {}
-    except (OSError, ValueError, AttributeError):
+        known = saved_labels(load_saved_config(resume), task)
+    except ConfigError:
         return  # load_checkpoint reports a checkpoint it cannot read
-    known = [saved[k] for k in sorted(saved, key=int)] if all(str(k).isdigit() for k in saved) else []
     if known and sorted(known) != sorted(labels):
         raise ConfigError(
             f"--resume {resume}: the checkpoint was trained on the labels {known}, but the data has "
@@ -290,7 +288,7 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     train_records, val_records = list(data["train"]), list(data.get("validation") or [])
     labels = resolve_labels(config, train_records + val_records)
     if resume is not None:
-        _check_resume_labels(resume, labels)
+        _check_resume_labels(resume, config.task, labels)
     label2id = {name: i for i, name in enumerate(labels)} if labels is not None else None
     tokenizer = _tokenizer(config, train_records, resume, output_dir, info)
     check_tokenizer(config, tokenizer)
