@@ -222,6 +222,18 @@ def test_resume_labels_are_read_from_the_checkpoints_saved_config(tmp_path, atte
     _check_resume_labels(tmp_path, "classification", ["pos", "neg"])  # load_checkpoint says what is wrong
 
 
+def test_resume_from_an_unreadable_optimizer_state_names_the_file(tmp_path):
+    out = tmp_path / "run"
+    common = ["--task", "classification", *RUN, "--output-dir", str(out)]
+    result = invoke("finetune", *common, "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    damaged = out / "checkpoints" / "step-1" / "optimizer.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated
+    result = invoke("finetune", *common, "--resume", "auto")
+    line = one_error(result, f"cannot read {damaged}", "damaged or incomplete")
+    assert "does not fit" not in line
+
+
 # ---- predict: the input as output, pipes, full disks, cut lines, labels ---------------------------
 
 

@@ -335,6 +335,11 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
             state, rng_states = ckpt.load_checkpoint(
                 resume, model=model, optimizer=optimizer, scheduler=scheduler, map_location=info.device
             )
+        except ckpt.UnreadableCheckpoint as exc:
+            raise ConfigError(
+                f"--resume {resume}: {exc}; the checkpoint is damaged or incomplete: resume from another "
+                "checkpoint of the run (--resume DIR), or start a new --output-dir"
+            ) from None
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ConfigError(
                 f"--resume {resume}: the checkpoint does not fit this run ({one_line_reason(exc)}); resume "
