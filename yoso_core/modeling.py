@@ -724,6 +724,12 @@ def enable_gradient_checkpointing(model: PreTrainedModel, **checkpoint_kwargs) -
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def is_gradient_checkpointing(model: torch.nn.Module) -> bool:
-    """Whether any layer of ``model`` is checkpointed."""
-    return any(getattr(module, "gradient_checkpointing", False) for module in model.modules())
+def is_gradient_checkpointing(model: PreTrainedModel) -> bool:
+    """Whether any layer of ``model`` (ours or transformers' RoBERTa) is checkpointed.
+
+    transformers' own property: ``is_activation_checkpointing`` where it has it (newer releases,
+    where the old ``is_gradient_checkpointing`` warns), else ``is_gradient_checkpointing``.
+    """
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing
