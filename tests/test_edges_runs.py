@@ -358,6 +358,28 @@ def test_convert_force_replaces_only_what_a_conversion_writes(run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst"]
 
 
+def test_convert_force_decides_once_what_it_keeps(run, tmp_path, monkeypatch):
+    """The files --force keeps are listed once: the list reported is the list moved."""
+    from yoso_core.convert import target
+
+    dst = tmp_path / "dst"
+    assert invoke("convert", str(run / "final"), str(dst)).exit_code == 0
+    (dst / "README.md").write_text("my notes")
+    asked: list[str] = []
+    real = target.written_by_conversion
+
+    def counted(name: str) -> bool:
+        asked.append(name)
+        return real(name)
+
+    monkeypatch.setattr(target, "written_by_conversion", counted)
+    result = invoke("convert", str(run / "final"), str(dst), "--force")
+    assert result.exit_code == 0, result.output
+    assert "kept in DST (not written by a conversion): README.md" in result.stderr
+    assert (dst / "README.md").read_text() == "my notes"
+    assert sorted(asked) == sorted(set(asked)) and "README.md" in asked  # each name once
+
+
 def test_convert_onto_a_full_disk_is_one_line(run, tmp_path, monkeypatch):
     import safetensors
     import transformers.modeling_utils

@@ -229,6 +229,7 @@ def _write(
     from .._io import staged_dir, storage_errors, swap_location
 
     location = swap_location(dst)
+    # what DST holds that a conversion does not write: moved into the new directory, and reported
     kept = (
         sorted(p.name for p in location.iterdir() if not written_by_conversion(p.name))
         if location.is_dir()
@@ -238,7 +239,7 @@ def _write(
     needed = weights_bytes(model)
     tokenizer_files = _tokenizer_files(src_dir, positions_changed)  # SRC is read before DST is written
     with storage_errors(location.parent, f"the converted model {str(dst)!r}", fix, needed=needed):
-        with staged_dir(dst, keep=lambda name: not written_by_conversion(name)) as tmp:
+        with staged_dir(dst, keep=set(kept).__contains__) as tmp:
             model.save_pretrained(tmp)
             for name, data in tokenizer_files.items():
                 (tmp / name).write_bytes(data)
