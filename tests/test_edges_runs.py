@@ -14,10 +14,8 @@ import sys
 
 import pytest
 import torch
-from helpers import invoke
+from helpers import invoke, train_tiny_classifier
 from safetensors.torch import load_file, save_file
-
-from yoso_core.training import merge_config, train
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
@@ -37,22 +35,7 @@ def one_error(result, *parts: str) -> str:
 def run(tmp_path_factory):
     """A tiny classification run (two steps, seq_len 64): its output directory."""
     out = tmp_path_factory.mktemp("cls") / "run"
-    config = merge_config(
-        None,
-        {
-            "model": "tiny",
-            "seq_len": 64,
-            "num_train": 8,
-            "num_validation": 2,
-            "max_steps": 2,
-            "batch_size": 4,
-            "eval_every": 0,
-            "save_every": 0,
-            "output_dir": str(out),
-        },
-        task="classification",
-    )
-    train(config)
+    train_tiny_classifier(out)
     return out
 
 
