@@ -1,6 +1,10 @@
-"""What several test files share: the tiny model config, the kernel closeness check, the CLI invoker."""
+"""What several test files share: the tiny model config, the kernel closeness check, the CLI invoker,
+the tiny classification run."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import torch
 from typer.testing import CliRunner, Result
@@ -30,3 +34,25 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rtol: float =
 def invoke(*args: str, input: str | bytes | None = None, catch_exceptions: bool = True) -> Result:
     """Run `yoso ARGS` in process; returns click's Result (stdout and stderr apart)."""
     return CliRunner().invoke(app, list(args), input=input, catch_exceptions=catch_exceptions)
+
+
+# The tiny classification run of the predict and edge tests: two steps on the built-in data.
+TINY_RUN = {
+    "model": "tiny",
+    "seq_len": 64,
+    "num_train": 8,
+    "num_validation": 2,
+    "max_steps": 2,
+    "batch_size": 4,
+    "eval_every": 0,
+    "save_every": 0,
+}
+
+
+def train_tiny_classifier(output_dir: str | Path, **fields: Any):
+    """Train the tiny classification run (``TINY_RUN``, ``fields`` changing it) into ``output_dir``;
+    returns its TrainResult (``final_dir`` is the model)."""
+    from yoso_core.training import merge_config, train
+
+    options = {**TINY_RUN, "output_dir": str(output_dir), **fields}
+    return train(merge_config(None, options, task="classification"))

@@ -41,12 +41,39 @@ def test_a_training_step_takes_an_optimiser_step():
     assert "encoder.layer.0.attention.self.query.weight" in moved
 
 
-def test_checkpointed_rows_say_so():
-    rows = bench.run_bench(_config(seq_len=[16], backward=True, gradient_checkpointing=True))
-    assert [r.impl for r in rows] == ["softmax", "yoso", "transformers-yoso"]
-    for r in rows:
-        assert r.status == "ok", r.note
-        assert "a training step: forward, backward, AdamW, with gradient checkpointing" in r.note
+def test_checkpointed_rows_say_so_and_recompute_every_layer(monkeypatch):
+    """A checkpointed row's training step runs the layers' parts again in the backward (the
+    recomputation), an unchecked one's once, for every model; the note says which it was."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from yoso_core.bench import cases
+
+    calls: dict[tuple[str, bool], int] = {}  # (impl, checkpointed) -> layer forwards
+    real = cases.build_model
+
+    def counted(cfg, impl, max_len):
+        model = real(cfg, impl, max_len)
+        key = (impl, cfg.gradient_checkpointing)
+        calls[key] = 0
+        layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+        assert layers, impl
+        for layer in layers:  # the layer's own hooks stay outside the checkpoint: its parts' run inside
+            for part in layer.children():
+                part.register_forward_hook(lambda *args, key=key: calls.__setitem__(key, calls[key] + 1))
+        return model
+
+    monkeypatch.setattr(cases, "build_model", counted)
+    impls = ["softmax", "yoso", "transformers-yoso"]
+    for checkpointed in (False, True):
+        rows = bench.run_bench(_config(seq_len=[16], backward=True, gradient_checkpointing=checkpointed))
+        assert [r.impl for r in rows] == impls
+        for r in rows:
+            assert r.status == "ok", r.note
+            said = "a training step: forward, backward, AdamW, with gradient checkpointing" in r.note
+            assert said == checkpointed, r.note
+    for impl in impls:
+        # recomputed in the backward (torch's early stop may spare a last part that nothing needs)
+        assert calls[(impl, True)] > calls[(impl, False)] > 0, (impl, calls)
 
 
 def test_model_level_auto_code_length_is_log2_n_per_length():

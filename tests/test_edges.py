@@ -133,6 +133,23 @@ def test_failed_writes_are_described_with_the_disk_and_the_fix(tmp_path):
     assert _io.describe_write_failure(ValueError("not a write"), tmp_path, "x", "fix") is None
 
 
+def test_only_out_of_space_errors_are_called_a_full_disk(tmp_path):
+    """Little free space makes a full disk of a write failure without errno only: another error
+    (one that is not a write's, or a real I/O error) is never relabelled."""
+    needed = 1 << 60  # more than any disk holds
+    assert _io.describe_write_failure(RuntimeError("shape mismatch"), tmp_path, "x", "fix", needed) is None
+    io_error = OSError(errno.EIO, "Input/output error")
+    message = _io.describe_write_failure(io_error, tmp_path, "x", "fix", needed)
+    assert message == f"cannot write x in {str(tmp_path)!r} (Input/output error); fix"
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert _io.describe_write_failure(full, tmp_path, "x", "fix").startswith("no space left on the disk")
+    with (
+        pytest.raises(RuntimeError, match="shape mismatch"),
+        _io.storage_errors(tmp_path, "x", "fix", needed),
+    ):
+        raise RuntimeError("shape mismatch")
+
+
 # ---- options: non-finite numbers, directories, tokenizer paths -----------------------------------
 
 
@@ -194,14 +211,21 @@ def test_a_stride_too_large_is_blamed_on_the_stride(tokenizer):
 
 
 def test_cut_tokens_counts_what_classification_and_multiple_choice_drop(tokenizer):
-    from yoso_core.data.encoding import cut_tokens
+    """Each feature's ``cut_tokens`` is what its record lost: the tokens past ``seq_len``."""
+    from yoso_core.data import encode
+
+    def cut(task, record, seq_len=64):
+        (feature,) = encode(task, [record], tokenizer, seq_len=seq_len)
+        return feature["cut_tokens"]
 
     long = {"text": "the pass key is 12345 " * 40}
-    assert cut_tokens("classification", long, tokenizer, 64) > 0
-    assert cut_tokens("classification", {"text": "the pass key"}, tokenizer, 64) == 0
+    whole = len(tokenizer(long["text"])["input_ids"])
+    assert cut("classification", long) == whole - 64 > 0
+    assert cut("classification", long, seq_len=whole) == 0
+    assert cut("classification", {"text": "the pass key"}) == 0
     choices = {"context": "the pass key " * 30, "choices": ["is", "remember it " * 20]}
-    assert cut_tokens("multiple-choice", choices, tokenizer, 64) > 0
-    assert cut_tokens("qa", {"question": "q", "context": "c " * 500}, tokenizer, 64) == 0
+    longest = max(len(tokenizer(choices["context"], c)["input_ids"]) for c in choices["choices"])
+    assert cut("multiple-choice", choices) == longest - 64 > 0
 
 
 def test_a_malformed_label_in_predict_input_does_not_reject_the_line():

@@ -14,10 +14,8 @@ import sys
 
 import pytest
 import torch
-from helpers import invoke
+from helpers import invoke, train_tiny_classifier
 from safetensors.torch import load_file, save_file
-
-from yoso_core.training import merge_config, train
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
@@ -37,22 +35,7 @@ def one_error(result, *parts: str) -> str:
 def run(tmp_path_factory):
     """A tiny classification run (two steps, seq_len 64): its output directory."""
     out = tmp_path_factory.mktemp("cls") / "run"
-    config = merge_config(
-        None,
-        {
-            "model": "tiny",
-            "seq_len": 64,
-            "num_train": 8,
-            "num_validation": 2,
-            "max_steps": 2,
-            "batch_size": 4,
-            "eval_every": 0,
-            "save_every": 0,
-            "output_dir": str(out),
-        },
-        task="classification",
-    )
-    train(config)
+    train_tiny_classifier(out)
     return out
 
 
@@ -196,6 +179,44 @@ def test_resume_into_data_of_other_labels_names_both_label_sets(tmp_path):
     one_error(result, "trained on the labels ['a', 'b']", "the data has ['a', 'b', 'c']")
 
 
+@pytest.mark.parametrize("attention", ["expectation", "softmax"])
+def test_resume_labels_are_read_from_the_checkpoints_saved_config(tmp_path, attention):
+    """The checkpoint's labels come from its config (YOSO's or the softmax baseline's) as a saved
+    model's do: the same set in another order fits; another set, or none to read, is told apart."""
+    import transformers
+
+    from yoso_core import YosoConfig
+    from yoso_core.training.config import ConfigError
+    from yoso_core.training.loop import _check_resume_labels
+
+    labels = {0: "neg", 1: "pos", 2: "mixed"}
+    config_class = transformers.RobertaConfig if attention == "softmax" else YosoConfig
+    config_class(
+        id2label=labels, label2id={v: k for k, v in labels.items()}, task="classification"
+    ).save_pretrained(tmp_path)
+    _check_resume_labels(tmp_path, "classification", ["mixed", "neg", "pos"])
+    _check_resume_labels(tmp_path, "classification", None)
+    _check_resume_labels(tmp_path, "token-classification", ["a", "b"])  # not a head of that task
+    with pytest.raises(
+        ConfigError, match=r"trained on the labels \['neg', 'pos', 'mixed'\].*\['neg', 'pos'\]"
+    ):
+        _check_resume_labels(tmp_path, "classification", ["pos", "neg"])
+    (tmp_path / "config.json").write_text("{not json")
+    _check_resume_labels(tmp_path, "classification", ["pos", "neg"])  # load_checkpoint says what is wrong
+
+
+def test_resume_from_an_unreadable_optimizer_state_names_the_file(tmp_path):
+    out = tmp_path / "run"
+    common = ["--task", "classification", *RUN, "--output-dir", str(out)]
+    result = invoke("finetune", *common, "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    damaged = out / "checkpoints" / "step-1" / "optimizer.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated
+    result = invoke("finetune", *common, "--resume", "auto")
+    line = one_error(result, f"cannot read {damaged}", "damaged or incomplete")
+    assert "does not fit" not in line
+
+
 # ---- predict: the input as output, pipes, full disks, cut lines, labels ---------------------------
 
 
@@ -265,6 +286,27 @@ def test_predict_warns_with_the_count_of_cut_classification_lines(run):
     assert "3 input line(s) were longer than the model's 64 tokens and were cut to fit" in warning
 
 
+def test_predict_tokenizes_a_classification_line_that_fits_once(run, monkeypatch):
+    """The count of cut tokens comes from the features encoding built: a line that fits the model
+    is tokenized once, not a second time to measure it."""
+    from yoso_core.predict import load_predictor, predict
+
+    predictor = load_predictor(run / "final", device="cpu")
+    calls = []
+    tokenizer_class = type(predictor.tokenizer)
+    original = tokenizer_class.__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tokenizer_class, "__call__", counted)
+    warnings = []
+    answers = list(predict(predictor, lines(5), batch_size=2, on_warning=warnings.append))
+    assert len(answers) == 5 and warnings == []
+    assert len(calls) == 5
+
+
 def test_a_malformed_label_is_answered_and_left_out_of_the_metrics(run):
     given = [
         json.dumps({"id": "a", "text": "[MAX 1 2 ]", "label": "2"}),
@@ -299,6 +341,28 @@ def test_convert_force_replaces_only_what_a_conversion_writes(run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst"]
 
 
+def test_convert_force_decides_once_what_it_keeps(run, tmp_path, monkeypatch):
+    """The files --force keeps are listed once: the list reported is the list moved."""
+    from yoso_core.convert import target
+
+    dst = tmp_path / "dst"
+    assert invoke("convert", str(run / "final"), str(dst)).exit_code == 0
+    (dst / "README.md").write_text("my notes")
+    asked: list[str] = []
+    real = target.written_by_conversion
+
+    def counted(name: str) -> bool:
+        asked.append(name)
+        return real(name)
+
+    monkeypatch.setattr(target, "written_by_conversion", counted)
+    result = invoke("convert", str(run / "final"), str(dst), "--force")
+    assert result.exit_code == 0, result.output
+    assert "kept in DST (not written by a conversion): README.md" in result.stderr
+    assert (dst / "README.md").read_text() == "my notes"
+    assert sorted(asked) == sorted(set(asked)) and "README.md" in asked  # each name once
+
+
 def test_convert_onto_a_full_disk_is_one_line(run, tmp_path, monkeypatch):
     import safetensors
     import transformers.modeling_utils
@@ -312,6 +376,29 @@ def test_convert_onto_a_full_disk_is_one_line(run, tmp_path, monkeypatch):
     one_error(
         result, "no space left on the disk holding", "the converted model", "needed", "choose another DST"
     )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_convert_names_a_source_file_it_cannot_read_not_the_destination(run, tmp_path, monkeypatch):
+    """A SRC tokenizer file that cannot be read is a read failure of SRC, not a write failure of DST."""
+    import builtins
+    import io
+
+    unreadable = run / "final" / "tokenizer.json"
+    assert unreadable.is_file()
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == str(unreadable):
+            raise PermissionError(errno.EACCES, "Permission denied", str(unreadable))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(io, "open", guarded)
+    result = invoke("convert", str(run / "final"), str(tmp_path / "dst"))
+    assert result.exit_code == 1, result.output
+    assert str(unreadable) in result.stderr and "Permission denied" in result.stderr
+    assert "cannot write" not in result.stderr and "the converted model" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

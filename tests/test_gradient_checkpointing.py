@@ -155,3 +155,30 @@ def test_the_flag_and_the_yaml_key_reach_the_model_and_change_no_loss(tmp_path, 
     assert len(losses(plain)) == 2
     assert losses(flag) == pytest.approx(losses(plain), rel=1e-6)
     assert losses(from_yaml) == pytest.approx(losses(plain), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["yoso", "roberta"])
+def test_is_gradient_checkpointing_is_transformers_property_without_its_warning(kind):
+    """The flag is transformers' own (every layer's ``gradient_checkpointing``), read without the
+    deprecation warning of its old name."""
+    import warnings
+
+    if kind == "yoso":
+        model = YosoForMaskedLM(YosoConfig(**TINY))
+    else:
+        model = transformers.RobertaForMaskedLM(transformers.RobertaConfig(**TINY))
+    expected = (
+        getattr(type(model), "is_activation_checkpointing", None) or type(model).is_gradient_checkpointing
+    )
+    for enable in (False, True):
+        if enable:
+            enable_gradient_checkpointing(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert is_gradient_checkpointing(model) is enable is expected.fget(model)
+    layers = [m for m in model.modules() if hasattr(m, "gradient_checkpointing")]
+    for layer in layers:
+        layer.gradient_checkpointing = False
+    assert layers and not is_gradient_checkpointing(model)
+    layers[-1].gradient_checkpointing = True  # one layer is enough
+    assert is_gradient_checkpointing(model)

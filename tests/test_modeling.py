@@ -314,3 +314,30 @@ def test_every_head_returns_its_output_as_a_tuple_without_return_dict(with_label
                 assert all(torch.equal(a, b) for a, b in zip(mine, theirs)), task
             else:
                 assert torch.equal(mine, theirs), task
+
+
+def test_every_head_passes_its_inputs_to_the_base_model_by_name():
+    """Each head's ``forward`` hands the base model every input it was given, by keyword."""
+    from yoso_core.modeling import TASK_MODELS
+
+    names = ("attention_mask", "token_type_ids", "position_ids")
+    for task, model_class in TASK_MODELS.items():
+        model = model_class(YosoConfig(**TINY, num_labels=3)).eval()
+        seen = []
+        model.yoso.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.append((args, kwargs)), with_kwargs=True
+        )
+        shape = (2, 2, 7) if task == "multiple-choice" else (2, 7)
+        inputs = {
+            "input_ids": torch.randint(3, 99, shape),
+            "attention_mask": torch.ones(shape, dtype=torch.long),
+            "token_type_ids": torch.zeros(shape, dtype=torch.long),
+            "position_ids": torch.arange(2, 9).expand(shape).contiguous(),
+        }
+        model(**inputs, output_hidden_states=True, output_attentions=False)
+        ((args, kwargs),) = seen
+        assert args == (), task
+        for name in names:
+            assert torch.equal(kwargs[name], inputs[name].reshape(-1, 7)), (task, name)
+        assert kwargs["output_hidden_states"] is True and kwargs["output_attentions"] is False, task
+        assert kwargs["inputs_embeds"] is None and kwargs["return_dict"] is True, task

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import train_tiny_classifier
 
 from yoso_core.data import load_task_data
-from yoso_core.training import merge_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -26,22 +26,7 @@ print(json.dumps({
 
 
 def test_predict_imports_no_training_module(tmp_path):
-    config = merge_config(
-        None,
-        {
-            "model": "tiny",
-            "seq_len": 64,
-            "num_train": 8,
-            "num_validation": 2,
-            "max_steps": 1,
-            "batch_size": 4,
-            "eval_every": 0,
-            "save_every": 0,
-            "output_dir": str(tmp_path / "run"),
-        },
-        task="classification",
-    )
-    final = train(config).final_dir
+    final = train_tiny_classifier(tmp_path / "run", max_steps=1).final_dir
     record = load_task_data("classification", seed=3, seq_len=64, num_train=1, num_validation=1)[
         "validation"
     ][0]

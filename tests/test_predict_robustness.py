@@ -10,9 +10,7 @@ import sys
 import time
 
 import pytest
-from helpers import invoke
-
-from yoso_core.training import merge_config, train
+from helpers import invoke, train_tiny_classifier
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 
@@ -20,23 +18,7 @@ pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.integration]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> str:
     """A tiny classification model trained for two steps."""
-    config = merge_config(
-        None,
-        {
-            "model": "tiny",
-            "seq_len": 64,
-            "num_train": 8,
-            "num_validation": 2,
-            "max_steps": 2,
-            "batch_size": 4,
-            "eval_every": 0,
-            "save_every": 0,
-            "output_dir": str(tmp_path_factory.mktemp("cls")),
-            "use_expectation": True,
-        },
-        task="classification",
-    )
-    return train(config).final_dir
+    return train_tiny_classifier(tmp_path_factory.mktemp("cls"), use_expectation=True).final_dir
 
 
 def lines(count: int) -> list[str]:

@@ -110,6 +110,43 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
         )
 
 
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("optimizer.pt", b"not a torch file"),
+        ("scheduler.pt", b""),
+        ("rng.pt", None),  # missing
+        ("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}"),
+    ],
+)
+def test_an_unreadable_checkpoint_file_is_named_not_called_a_misfit(tmp_path, name, damage):
+    model, optimizer, scheduler = tiny_mlm()
+    train_one_step(model, optimizer, scheduler)
+    path = save(tmp_path, 1, model, optimizer, scheduler)
+    if damage is None:
+        (path / name).unlink()
+    else:
+        (path / name).write_bytes(damage)
+    fresh, fresh_optimizer, fresh_scheduler = tiny_mlm()
+    with pytest.raises(ckpt.UnreadableCheckpoint, match=f"cannot read {path / name}") as caught:
+        ckpt.load_checkpoint(path, model=fresh, optimizer=fresh_optimizer, scheduler=fresh_scheduler)
+    assert caught.value.path == path / name
+
+
+def test_an_optimizer_state_of_other_shapes_does_not_fit(tmp_path):
+    model, optimizer, scheduler = tiny_mlm()
+    path = save(tmp_path, 1, model, optimizer, scheduler)
+    fresh, _, _ = tiny_mlm()
+    other_optimizer = torch.optim.AdamW(list(fresh.parameters())[:3])  # other groups of other sizes
+    with pytest.raises(ValueError, match="parameter group"):
+        ckpt.load_checkpoint(
+            path,
+            model=fresh,
+            optimizer=other_optimizer,
+            scheduler=build_scheduler(other_optimizer, warmup_steps=1, total_steps=10),
+        )
+
+
 def _dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
     import subprocess

@@ -110,3 +110,11 @@ def test_tagging_metrics_leave_out_words_without_a_gold_tag():
     assert score("token-classification", gold, answers) == {"lines": 2, **want}
     with pytest.raises(ValueError, match="no task metrics for 'mlm'"):
         metrics.task_metrics("mlm", [], [])
+
+
+def test_evaluation_has_one_tally_for_every_task():
+    """Evaluation picks what to gather by task in one place: every task has its entry there."""
+    from yoso_core.training.config import TASKS
+    from yoso_core.training.evaluate import _TALLIES
+
+    assert set(_TALLIES) == set(TASKS)

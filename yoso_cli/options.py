@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from .defaults import dataclass_defaults
+from .defaults import library_defaults
 from .errors import EXIT_FAILURE, fail
 
-TRAIN_DEFAULTS = dataclass_defaults("training/config.py", "TrainConfig")
+TRAIN_DEFAULTS = library_defaults("training/config.py", "TrainConfig")
 
 
 def show(value: Any) -> str:

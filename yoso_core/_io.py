@@ -103,14 +103,16 @@ def describe_write_failure(
     exc: BaseException, folder: str | os.PathLike, what: str, fix: str, needed: int | None = None
 ) -> str | None:
     """One line saying why writing ``what`` into ``folder`` failed and how to fix it; None when
-    ``exc`` is no write failure. A failure with free space below ``needed`` counts as a full disk."""
+    ``exc`` is no write failure. The disk is called full on ENOSPC (or EDQUOT), or when a write
+    failure that carries no errno (torch's and safetensors' messages) comes with free space below
+    ``needed``; any other error is not taken for a full disk, however little space is free."""
     code = _write_errno(exc)
+    if code is None:
+        return None
     free = free_bytes(folder)
     short = needed is not None and free is not None and free < needed
-    if code is None and not (short and isinstance(exc, RuntimeError)):
-        return None
     disk = mount_point(folder)
-    if code in (errno.EIO, None) and short:
+    if code == errno.EIO and short and getattr(exc, "errno", None) is None:
         code = errno.ENOSPC
     if code in (errno.ENOSPC, errno.EDQUOT):
         space = f"{human_bytes(free)} free" if free is not None else "no space free"

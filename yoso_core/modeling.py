@@ -306,27 +306,15 @@ class YosoPreTrainedModel(PreTrainedModel):
         """The ``return_dict`` of a call: the argument, else the config's."""
         return self.config.return_dict if return_dict is None else return_dict
 
-    def _encode(
-        self,
-        input_ids,
-        attention_mask,
-        token_type_ids,
-        position_ids,
-        inputs_embeds,
-        output_attentions,
-        output_hidden_states,
-    ):
-        """The encoder's output (always a ``BaseModelOutput``) that every head starts from."""
-        return self.yoso(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_attentions,
-            output_hidden_states,
-            return_dict=True,
-        )
+    def _encode(self, **inputs):
+        """The encoder's output (always a ``BaseModelOutput``) that every head starts from.
+
+        ``inputs`` are the head's keyword arguments for the base model (``input_ids``,
+        ``attention_mask``, ``token_type_ids``, ``position_ids``, ``inputs_embeds``,
+        ``output_attentions``, ``output_hidden_states``), passed on by name as transformers' own
+        heads pass them; ``return_dict`` is the head's to apply (``_result``).
+        """
+        return self.yoso(**inputs, return_dict=True)
 
     def _result(self, output_class, return_dict: bool, loss, outputs, **fields):
         """A head's return value: ``output_class(loss, **fields, hidden_states, attentions)``, or
@@ -479,13 +467,13 @@ class YosoForMaskedLM(YosoPreTrainedModel):
     ):
         return_dict = self._resolve_return_dict(return_dict)
         outputs = self._encode(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_attentions,
-            output_hidden_states,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.cls(outputs.last_hidden_state)
         loss = None
@@ -535,13 +523,13 @@ class YosoForSequenceClassification(YosoPreTrainedModel):
     ):
         return_dict = self._resolve_return_dict(return_dict)
         outputs = self._encode(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_attentions,
-            output_hidden_states,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(outputs.last_hidden_state)
         loss = None
@@ -596,13 +584,13 @@ class YosoForMultipleChoice(YosoPreTrainedModel):
             return None if t is None else t.reshape(-1, *t.shape[2:])
 
         outputs = self._encode(
-            flat(input_ids),
-            flat(attention_mask),
-            flat(token_type_ids),
-            flat(position_ids),
-            flat(inputs_embeds),
-            output_attentions,
-            output_hidden_states,
+            input_ids=flat(input_ids),
+            attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids),
+            inputs_embeds=flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         pooled = nn.functional.relu(self.pre_classifier(outputs.last_hidden_state[:, 0]))
         logits = self.classifier(pooled).view(-1, num_choices)
@@ -636,13 +624,13 @@ class YosoForTokenClassification(YosoPreTrainedModel):
     ):
         return_dict = self._resolve_return_dict(return_dict)
         outputs = self._encode(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_attentions,
-            output_hidden_states,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None
@@ -686,13 +674,13 @@ class YosoForQuestionAnswering(YosoPreTrainedModel):
     ):
         return_dict = self._resolve_return_dict(return_dict)
         outputs = self._encode(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_attentions,
-            output_hidden_states,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)
         start_logits, end_logits = (t.squeeze(-1) for t in logits.split(1, dim=-1))
@@ -736,6 +724,12 @@ def enable_gradient_checkpointing(model: PreTrainedModel, **checkpoint_kwargs) -
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def is_gradient_checkpointing(model: torch.nn.Module) -> bool:
-    """Whether any layer of ``model`` is checkpointed."""
-    return any(getattr(module, "gradient_checkpointing", False) for module in model.modules())
+def is_gradient_checkpointing(model: PreTrainedModel) -> bool:
+    """Whether any layer of ``model`` (ours or transformers' RoBERTa) is checkpointed.
+
+    transformers' own property: ``is_activation_checkpointing`` where it has it (newer releases,
+    where the old ``is_gradient_checkpointing`` warns), else ``is_gradient_checkpointing``.
+    """
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing

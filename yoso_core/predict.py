@@ -300,7 +300,7 @@ def predict(
     longer than the model's positions and cut to fit (default: a ``warning:`` line on stderr).
     """
     from .data import DataError, parse_predict_line
-    from .data.encoding import EncodingError, cut_tokens
+    from .data.encoding import EncodingError
     from .data.predict_input import LABEL_ERROR, LABEL_KEYS, decode_line, parse_predict_record
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -359,7 +359,7 @@ def predict(
                     features = encode_record(predictor, record)
                 except EncodingError as exc:  # name the input line, not the position in a batch
                     raise DataError(f"{where}: {exc.reason}") from None
-                dropped = cut_tokens(predictor.task, record, predictor.tokenizer, predictor.max_length)
+                dropped = max((f.get("cut_tokens", 0) for f in features), default=0)
                 if dropped:
                     cut[0] += 1
                     cut[1] += dropped

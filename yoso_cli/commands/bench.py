@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 
-from yoso_core.bench.config import ATTENTION_IMPLS, MODEL_IMPLS, BenchConfig
+from yoso_core.bench.config import ATTENTION_IMPLS, MODEL_IMPLS
 
+from ..defaults import library_defaults
 from ..errors import fail
 
-# The options' defaults are BenchConfig's (importing it loads neither torch nor transformers).
-_DEFAULT = BenchConfig()
+DEFAULTS = library_defaults("bench/config.py", "BenchConfig")
 
 
 def _lengths(seq_len: list[str] | None, extra: list[str] | None) -> list[int] | None:
@@ -55,36 +55,36 @@ def command(
         "--seq-len",
         "-n",
         help="Sequence lengths: repeat the flag, or list values after one flag "
-        f"(--seq-len 1024 4096 16384); default {' '.join(map(str, _DEFAULT.seq_len))}.",
+        f"(--seq-len 1024 4096 16384); default {' '.join(map(str, DEFAULTS['seq_len']))}.",
     ),
-    batch: int = typer.Option(_DEFAULT.batch, help="Batch size."),
-    heads: int = typer.Option(_DEFAULT.heads, help="Attention heads (attention level)."),
-    head_dim: int = typer.Option(_DEFAULT.head_dim, help="Head dimension (attention level)."),
-    num_hash: int = typer.Option(_DEFAULT.num_hash, help="Hash functions of sampled YOSO."),
+    batch: int = typer.Option(DEFAULTS["batch"], help="Batch size."),
+    heads: int = typer.Option(DEFAULTS["heads"], help="Attention heads (attention level)."),
+    head_dim: int = typer.Option(DEFAULTS["head_dim"], help="Head dimension (attention level)."),
+    num_hash: int = typer.Option(DEFAULTS["num_hash"], help="Hash functions of sampled YOSO."),
     hash_code_len: str = typer.Option(
-        str(_DEFAULT.hash_code_len),
+        str(DEFAULTS["hash_code_len"]),
         help="Bits per hash code (YOSO and YOSO-E), or auto: round(log2(n)) at each length, "
         "clamped to [8, 16] as for a new model in `yoso pretrain`.",
     ),
     dtype: str = typer.Option(
-        _DEFAULT.dtype,
+        DEFAULTS["dtype"],
         help="float32, float16 or bfloat16; several comma-separated (float32,bfloat16) side by side.",
     ),
-    device: str = typer.Option(_DEFAULT.device, help="cpu or cuda."),
+    device: str = typer.Option(DEFAULTS["device"], help="cpu or cuda."),
     backward: bool = typer.Option(
-        _DEFAULT.backward,
+        DEFAULTS["backward"],
         "--backward",
         help="Time forward+backward (a training step at the model level) instead of forward only.",
     ),
-    repeats: int = typer.Option(_DEFAULT.repeats, help="Timed repeats per row, after the warm-up."),
-    warmup: int = typer.Option(_DEFAULT.warmup, help="Untimed warm-up calls per row."),
+    repeats: int = typer.Option(DEFAULTS["repeats"], help="Timed repeats per row, after the warm-up."),
+    warmup: int = typer.Option(DEFAULTS["warmup"], help="Untimed warm-up calls per row."),
     time_budget: float = typer.Option(
-        _DEFAULT.time_budget,
+        DEFAULTS["time_budget"],
         help="Seconds per row; a row past it is reported as a time-out "
         "(or with fewer repeats) and the rest continue.",
     ),
     memory: str = typer.Option(
-        _DEFAULT.memory,
+        DEFAULTS["memory"],
         help="Peak memory: auto (CUDA allocator on cuda, a child process per "
         "row on cpu), process, or none (faster, no memory column; nothing runs a row in a child "
         "first, so on cpu the timed rows are capped at the memory available when they start: a row "
@@ -92,13 +92,13 @@ def command(
         "OOM killer onto the whole run).",
     ),
     model_level: bool = typer.Option(
-        _DEFAULT.model_level, "--model-level", help="Benchmark whole encoders instead of attention alone."
+        DEFAULTS["model_level"], "--model-level", help="Benchmark whole encoders instead of attention alone."
     ),
     model: str = typer.Option(
-        _DEFAULT.model, help="Model size (tiny, small, base) or a model directory, with --model-level."
+        DEFAULTS["model"], help="Model size (tiny, small, base) or a model directory, with --model-level."
     ),
     gradient_checkpointing: bool = typer.Option(
-        _DEFAULT.gradient_checkpointing,
+        DEFAULTS["gradient_checkpointing"],
         "--gradient-checkpointing",
         help="With --model-level --backward: recompute each layer's activations in the backward "
         "(less memory, more time), as `yoso pretrain --gradient-checkpointing` trains.",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 
-from ..defaults import dataclass_defaults
+from ..defaults import library_defaults
 from ..errors import fail
 
-DEFAULTS = dataclass_defaults("convert/options.py", "ConvertOptions")
+DEFAULTS = library_defaults("convert/options.py", "ConvertOptions")
 
 
 def command(

@@ -11,7 +11,10 @@ from typing import Annotated
 
 import typer
 
+from ..defaults import library_defaults
 from ..errors import fail
+
+DEFAULTS = library_defaults("predict.py", "predict")
 
 
 class _Stopped(BaseException):
@@ -145,7 +148,8 @@ def command(
         str, typer.Option("--output", help="Output file of JSON lines; - writes stdout.")
     ] = "-",
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Records per batch. (default: 16)")
+        int | None,
+        typer.Option("--batch-size", help=f"Records per batch. (default: {DEFAULTS['batch_size']})"),
     ] = None,
     skip_invalid: Annotated[
         bool,
@@ -155,7 +159,9 @@ def command(
             "object on stderr and go on, instead of stopping with exit 2.",
         ),
     ] = False,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda. (default: auto)")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help=f"auto, cpu or cuda. (default: {DEFAULTS['device']})")
+    ] = None,
 ) -> None:
     """Answer each input line with one JSON line, in input order, copying "id".
 
@@ -197,11 +203,11 @@ def command(
     _check_output(output)
     if input != "-" and output != "-" and _same_file(input, output):
         fail(f"--output {output!r} is the --input file, which writing it would destroy; give another file")
-    size = batch_size if batch_size is not None else 16
+    size = batch_size if batch_size is not None else DEFAULTS["batch_size"]
     if size < 1:
         fail(f"--batch-size must be a positive integer, got {size}")
     try:
-        predictor = load_predictor(model, device=device or "auto")
+        predictor = load_predictor(model, device=device or DEFAULTS["device"])
         # Bytes: each line is decoded on its own, so bytes that are not UTF-8 make one malformed line.
         source, unit = (sys.stdin.buffer, "line") if input == "-" else open_input(input)
     except (DataError, PredictError) as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -197,6 +196,27 @@ def written_by_conversion(name: str) -> bool:
     )
 
 
+def _tokenizer_files(src_dir: Path | None, positions_changed: int | None) -> dict[str, bytes]:
+    """The tokenizer files of ``src_dir`` to copy into DST, by name, with the ``model_max_length`` of
+    ``tokenizer_config.json`` set to ``positions_changed`` when the position table changed.
+
+    Read before anything is written, so that a SRC that cannot be read is reported as such, never
+    as a failure to write DST.
+    """
+    files: dict[str, bytes] = {}
+    if src_dir is None:
+        return files
+    for name in TOKENIZER_FILES:
+        if (src_dir / name).is_file():
+            files[name] = (src_dir / name).read_bytes()
+    if positions_changed is not None and "tokenizer_config.json" in files:
+        tok = json.loads(files["tokenizer_config.json"])
+        if "model_max_length" in tok:
+            tok["model_max_length"] = positions_changed
+            files["tokenizer_config.json"] = (json.dumps(tok, indent=2) + "\n").encode("utf-8")
+    return files
+
+
 def _write(
     model, dst: Path, src_dir: Path | None, report: ConvertReport, positions_changed: int | None
 ) -> None:
@@ -209,6 +229,7 @@ def _write(
     from .._io import staged_dir, storage_errors, swap_location
 
     location = swap_location(dst)
+    # what DST holds that a conversion does not write: moved into the new directory, and reported
     kept = (
         sorted(p.name for p in location.iterdir() if not written_by_conversion(p.name))
         if location.is_dir()
@@ -216,19 +237,12 @@ def _write(
     )
     fix = "choose another DST (on a writable disk with space)"
     needed = weights_bytes(model)
+    tokenizer_files = _tokenizer_files(src_dir, positions_changed)  # SRC is read before DST is written
     with storage_errors(location.parent, f"the converted model {str(dst)!r}", fix, needed=needed):
-        with staged_dir(dst, keep=lambda name: not written_by_conversion(name)) as tmp:
+        with staged_dir(dst, keep=set(kept).__contains__) as tmp:
             model.save_pretrained(tmp)
-            if src_dir is not None:
-                for name in TOKENIZER_FILES:
-                    if (src_dir / name).is_file():
-                        shutil.copy2(src_dir / name, tmp / name)
-                config_path = tmp / "tokenizer_config.json"
-                if positions_changed is not None and config_path.is_file():
-                    tok = json.loads(config_path.read_text())
-                    if "model_max_length" in tok:
-                        tok["model_max_length"] = positions_changed
-                        config_path.write_text(json.dumps(tok, indent=2) + "\n")
+            for name, data in tokenizer_files.items():
+                (tmp / name).write_bytes(data)
             report.files = sorted(p.name for p in tmp.iterdir())
     if kept:
         report.notes.append(f"kept in DST (not written by a conversion): {', '.join(kept)}")

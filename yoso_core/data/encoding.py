@@ -2,7 +2,7 @@
 
 Inputs longer than ``seq_len`` are cut into overlapping windows (QA, token classification and
 masked-LM prediction), so no token is dropped; classification and multiple choice truncate
-(``cut_tokens`` says how many tokens a record loses, so prediction can warn).
+(a feature's ``cut_tokens`` says how many tokens its record lost, so prediction can warn).
 
 A feature is a dict of python lists of ints (the model inputs and labels) plus bookkeeping that
 ``decode`` needs: ``example_index`` (its record), ``word_ids`` (token classification) and
@@ -117,11 +117,29 @@ def _mlm(records: list[dict], tokenizer, seq_len: int, pack: bool | None, stride
     ]
 
 
+def _truncated(tokenizer, text, pair, seq_len: int) -> tuple[Any, int]:
+    """``tokenizer(text, pair)`` cut to ``seq_len`` tokens, and how many tokens the longest sequence
+    lost. ``text`` and ``pair`` are strings, or lists of them for several sequences at once; only a
+    sequence that came out ``seq_len`` long can have been cut, so only then is it measured whole."""
+    enc = tokenizer(text, pair, truncation=True, max_length=seq_len)
+    rows = [enc["input_ids"]] if isinstance(text, str) else enc["input_ids"]
+    if all(len(row) < seq_len for row in rows):
+        return enc, 0
+    whole = tokenizer(text, pair, verbose=False)["input_ids"]
+    lengths = [len(whole)] if isinstance(text, str) else [len(row) for row in whole]
+    return enc, max(0, max(lengths) - seq_len)
+
+
 def _classification(records, tokenizer, seq_len, label2id) -> list[dict]:
     features = []
     for i, record in enumerate(records):
-        enc = tokenizer(record["text"], record.get("text_pair"), truncation=True, max_length=seq_len)
-        feature = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "example_index": i}
+        enc, cut = _truncated(tokenizer, record["text"], record.get("text_pair"), seq_len)
+        feature = {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "example_index": i,
+            "cut_tokens": cut,
+        }
         if "label" in record:
             feature["labels"] = _label_id(label2id, str(record["label"]), i, "label")
         features.append(feature)
@@ -222,29 +240,18 @@ def _answer_tokens(offsets: list, start_char: int, end_char: int) -> tuple[int, 
     return (inside[0], inside[-1]) if inside else (0, 0)
 
 
-def cut_tokens(task: str, record: dict, tokenizer, seq_len: int) -> int:
-    """How many tokens of ``record`` encoding for ``task`` drops at ``seq_len`` (the longest choice's,
-    for multiple choice); always 0 for the windowed tasks (QA, token classification, mlm)."""
-    if task == "classification":
-        pairs = [(record["text"], record.get("text_pair"))]
-    elif task == "multiple-choice":
-        pairs = [(record["context"], choice) for choice in record["choices"]]
-    else:
-        return 0
-    lengths = [len(tokenizer(a, b, verbose=False)["input_ids"]) for a, b in pairs]
-    return max(0, max(lengths, default=0) - seq_len)
-
-
 def _multiple_choice(records, tokenizer, seq_len) -> list[dict]:
     features = []
     for i, record in enumerate(records):
-        enc = tokenizer(
-            [record["context"]] * len(record["choices"]),
-            record["choices"],
-            truncation=True,
-            max_length=seq_len,
+        enc, cut = _truncated(
+            tokenizer, [record["context"]] * len(record["choices"]), record["choices"], seq_len
         )
-        feature = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "example_index": i}
+        feature = {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "example_index": i,
+            "cut_tokens": cut,
+        }
         if "label" in record:
             feature["labels"] = record["label"]
         features.append(feature)
@@ -267,16 +274,17 @@ def encode(
     collator's); ``pack=False``, the default when a text holds ``<mask>``, gives each record its
     own windows instead (``stride`` tokens of overlap, default ``seq_len // 4``) with ``"masks"``
     (``[position, mask number]`` of the masks each window answers). classification:
-    ``{"input_ids", "attention_mask", "labels"}``. token-classification: one feature per window of
-    a long input (``stride`` as for mlm): ``{"input_ids", "attention_mask", "labels", "word_ids",
-    "first_tokens"}`` with word_ids -1 on specials, ``first_tokens`` the positions that carry their
-    word's tag (its first sub-token, in the one window nearest the word) and labels -100 elsewhere.
-    qa: one feature per
-    window of a long context (``stride`` tokens of overlap, default ``seq_len // 4``) with
+    ``{"input_ids", "attention_mask", "labels", "cut_tokens"}``, ``cut_tokens`` the tokens the
+    record lost to ``seq_len`` (the longest choice's for multiple choice). token-classification:
+    one feature per window of a long input (``stride`` as for mlm): ``{"input_ids",
+    "attention_mask", "labels", "word_ids", "first_tokens"}`` with word_ids -1 on specials,
+    ``first_tokens`` the positions that carry their word's tag (its first sub-token, in the one
+    window nearest the word) and labels -100 elsewhere. qa: one feature per window of a long
+    context (``stride`` tokens of overlap, default ``seq_len // 4``) with
     ``"start_positions"``/``"end_positions"`` (0 when the answer is not in the window) and
     ``"offset_mapping"`` (``[start, end]`` char offsets into the context for context tokens, None
-    elsewhere). multiple-choice: ``{"input_ids", "attention_mask"}`` of shape [choices][seq] and
-    ``"labels"``. Labels are absent when the records carry none.
+    elsewhere). multiple-choice: ``{"input_ids", "attention_mask"}`` of shape [choices][seq],
+    ``"labels"`` and ``"cut_tokens"``. Labels are absent when the records carry none.
     """
     check_task(task)
     if seq_len < 8:

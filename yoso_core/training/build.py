@@ -93,6 +93,14 @@ def check_tokenizer(config: TrainConfig, tokenizer) -> None:
         )
 
 
+def saved_labels(saved: Any, task: str) -> list[str] | None:
+    """The label names of a saved model's ``task`` head in id order (from its config); None when it
+    has no head for ``task`` (another task's, or one without labels)."""
+    if task_of(saved) != task or not getattr(saved, "label2id", None):
+        return None
+    return [saved.id2label[i] for i in range(len(saved.id2label))]
+
+
 def resolve_labels(config: TrainConfig, records: Sequence[dict]) -> list[str] | None:
     """Label names of the run: the data's, in the saved model's order when it serves the same task."""
     from ..data import label_names
@@ -100,10 +108,9 @@ def resolve_labels(config: TrainConfig, records: Sequence[dict]) -> list[str] | 
     names = label_names(config.task, records)
     if names is None or from_scratch(config):
         return names
-    saved = load_saved_config(config.model)
-    if task_of(saved) != config.task or not getattr(saved, "label2id", None):
+    known = saved_labels(load_saved_config(config.model), config.task)
+    if known is None:
         return names
-    known = [saved.id2label[i] for i in range(len(saved.id2label))]
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise ConfigError(

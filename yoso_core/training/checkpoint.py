@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -184,6 +185,28 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(path) / STATE_FILE).read_text())
 
 
+class UnreadableCheckpoint(Exception):
+    """A file of a checkpoint that cannot be read (missing, truncated, corrupt); ``path`` names it.
+
+    Told apart from a checkpoint that reads but does not fit the model (a ValueError or
+    RuntimeError of loading the state): the fix differs.
+    """
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        from ..saved import one_line_reason
+
+        super().__init__(f"cannot read {path} ({one_line_reason(exc)})")
+        self.path = path
+
+
+def _read(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)``, any failure of which is an UnreadableCheckpoint naming ``path``."""
+    try:
+        return read(path)
+    except Exception as exc:  # torch.load raises OSError, RuntimeError, UnpicklingError, EOFError, ...
+        raise UnreadableCheckpoint(path, exc) from exc
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     *,
@@ -192,18 +215,27 @@ def load_checkpoint(
     scheduler: Any,
     map_location: str | torch.device = "cpu",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Load weights, optimiser and scheduler state in place; return (trainer state, per-rank RNG states)."""
+    """Load weights, optimiser and scheduler state in place; return (trainer state, per-rank RNG states).
+
+    UnreadableCheckpoint when a file cannot be read; ValueError (or torch's RuntimeError) when what
+    was read does not fit ``model``, ``optimizer`` or ``scheduler``.
+    """
     path = Path(path)
-    missing, unexpected = load_model(
-        model, str(path / "model.safetensors"), strict=False, device=str(map_location)
-    )
+    try:
+        missing, unexpected = load_model(
+            model, str(path / "model.safetensors"), strict=False, device=str(map_location)
+        )
+    except (OSError, SafetensorError) as exc:  # reading the file; a shape that does not fit is a RuntimeError
+        raise UnreadableCheckpoint(path / "model.safetensors", exc) from exc
     if unexpected or any(not _is_tied(model, name) for name in missing):
         raise ValueError(
             f"checkpoint {path} does not fit the model: missing {missing}, unexpected {unexpected}"
         )
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    rng_states = torch.load(path / "rng.pt", weights_only=True)
+    optimizer.load_state_dict(
+        _read(path / "optimizer.pt", lambda p: torch.load(p, map_location=map_location, weights_only=True))
+    )
+    scheduler.load_state_dict(_read(path / "scheduler.pt", lambda p: torch.load(p, weights_only=True)))
+    rng_states = _read(path / "rng.pt", lambda p: torch.load(p, weights_only=True))
     return read_state(path), rng_states
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..inference import autocast
-from ..saved import has_tokenizer, one_line_reason, quiet_transformers, weights_bytes
+from ..saved import has_tokenizer, load_saved_config, one_line_reason, quiet_transformers, weights_bytes
 from . import checkpoint as ckpt
 from . import distributed
 from .build import (
@@ -37,6 +37,7 @@ from .build import (
     model_max_length,
     prepare_tokenizer,
     resolve_labels,
+    saved_labels,
 )
 from .config import ConfigError, TrainConfig, save_config
 from .evaluate import evaluate
@@ -134,17 +135,14 @@ def _check_resume(config: TrainConfig, resume: Path, info: distributed.DistInfo)
         raise ConfigError(f"--resume {resume} is at step {step}, beyond --max-steps {config.max_steps}")
 
 
-def _check_resume_labels(resume: Path, labels: list[str] | None) -> None:
+def _check_resume_labels(resume: Path, task: str, labels: list[str] | None) -> None:
     """ConfigError when the data's label set is not the one the checkpoint's head was trained on."""
-    import json
-
     if labels is None:
         return
     try:
-        saved = json.loads((resume / "config.json").read_text()).get("id2label") or {}
-    except (OSError, ValueError, AttributeError):
+        known = saved_labels(load_saved_config(resume), task)
+    except ConfigError:
         return  # load_checkpoint reports a checkpoint it cannot read
-    known = [saved[k] for k in sorted(saved, key=int)] if all(str(k).isdigit() for k in saved) else []
     if known and sorted(known) != sorted(labels):
         raise ConfigError(
             f"--resume {resume}: the checkpoint was trained on the labels {known}, but the data has "
@@ -290,7 +288,7 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     train_records, val_records = list(data["train"]), list(data.get("validation") or [])
     labels = resolve_labels(config, train_records + val_records)
     if resume is not None:
-        _check_resume_labels(resume, labels)
+        _check_resume_labels(resume, config.task, labels)
     label2id = {name: i for i, name in enumerate(labels)} if labels is not None else None
     tokenizer = _tokenizer(config, train_records, resume, output_dir, info)
     check_tokenizer(config, tokenizer)
@@ -337,6 +335,11 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
             state, rng_states = ckpt.load_checkpoint(
                 resume, model=model, optimizer=optimizer, scheduler=scheduler, map_location=info.device
             )
+        except ckpt.UnreadableCheckpoint as exc:
+            raise ConfigError(
+                f"--resume {resume}: {exc}; the checkpoint is damaged or incomplete: resume from another "
+                "checkpoint of the run (--resume DIR), or start a new --output-dir"
+            ) from None
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ConfigError(
                 f"--resume {resume}: the checkpoint does not fit this run ({one_line_reason(exc)}); resume "
@@ -364,173 +367,224 @@ def _prepare(config: TrainConfig, info: distributed.DistInfo) -> _Prepared:
     )
 
 
+def mask_seed(seed: int, position: int, rank: int) -> int:
+    """The seed of the MLM masks of micro-batch ``position`` on ``rank``.
+
+    A function of (seed, position, rank) only, so a resumed run draws the masks the uninterrupted
+    run would have drawn, and no two ranks or micro-batches share theirs.
+    """
+    return (seed * 1_000_003 + position) * 1_009 + rank
+
+
 def _fit(config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared) -> TrainResult:
     """The training steps from ``prepared``, with evaluation, logging and checkpoints; the final save."""
-    from ..data import collate
+    return _Run(config, info, prepared).fit()
 
-    output_dir, resume, step = prepared.output_dir, prepared.resume, prepared.step
-    val_records, tokenizer = prepared.val_records, prepared.tokenizer
-    train_features, val_features = prepared.train_features, prepared.val_features
-    model, optimizer, scheduler = prepared.model, prepared.optimizer, prepared.scheduler
-    metrics_log = (
-        MetricsLog(output_dir / "metrics.jsonl", resume_step=step if resume else None)
-        if info.is_main
-        else None
-    )
-    ddp_model = distributed.wrap_model(model, info)
-    schedule = BatchSchedule(
-        len(train_features), config.batch_size, seed=config.seed, rank=info.rank, world_size=info.world_size
-    )
-    mask_generator = torch.Generator()
-    collate_fn = collate(
-        config.task, tokenizer, mlm_probability=config.mlm_probability, generator=mask_generator
-    )
-    accumulation = config.gradient_accumulation_steps
-    eval_batch_size = config.eval_batch_size or config.batch_size
-    progress = Progress(config.max_steps, step, enabled=info.is_main, description=config.task)
-    if info.is_main and resume is not None:
-        progress.log(f"resumed from {resume} at step {step}")
 
-    def run_eval(log: bool = True) -> dict[str, float]:
+class _Run:
+    """One run of optimiser steps over ``prepared``: what changes as it goes, and its four actions.
+
+    ``steps`` counts the optimiser steps done (the resumed checkpoint's to start with); ``window``
+    sums the steps since the last logged one; ``train_seconds`` is the training time logged so
+    far, evaluation and saving left out.
+    """
+
+    def __init__(self, config: TrainConfig, info: distributed.DistInfo, prepared: _Prepared):
+        from ..data import collate
+
+        self.config, self.info, self.prepared = config, info, prepared
+        self.model, self.optimizer, self.scheduler = prepared.model, prepared.optimizer, prepared.scheduler
+        self.steps = prepared.step
+        self.accumulation = config.gradient_accumulation_steps
+        self.metrics_log = (
+            MetricsLog(
+                prepared.output_dir / "metrics.jsonl", resume_step=self.steps if prepared.resume else None
+            )
+            if info.is_main
+            else None
+        )
+        self.ddp_model = distributed.wrap_model(self.model, info)
+        self.schedule = BatchSchedule(
+            len(prepared.train_features),
+            config.batch_size,
+            seed=config.seed,
+            rank=info.rank,
+            world_size=info.world_size,
+        )
+        self.mask_generator = torch.Generator()
+        self.collate_fn = collate(
+            config.task,
+            prepared.tokenizer,
+            mlm_probability=config.mlm_probability,
+            generator=self.mask_generator,
+        )
+        self.progress = Progress(config.max_steps, self.steps, enabled=info.is_main, description=config.task)
+        self.window = _LogWindow(*prepared.resumed_window)
+        self.train_seconds = prepared.resumed_train_seconds
+        self.train_loss: float | None = None  # the last logged mean loss
+
+    def _due(self, every: int) -> bool:
+        """Whether an action done every ``every`` steps (0: never) is due now; all are at the last."""
+        return bool(every and self.steps % every == 0) or self.steps == self.config.max_steps
+
+    def fit(self) -> TrainResult:
+        """Steps until ``max_steps``, logging, evaluating and saving when due; then ``final/``."""
+        config, info, output_dir = self.config, self.info, self.prepared.output_dir
+        if info.is_main and self.prepared.resume is not None:
+            self.progress.log(f"resumed from {self.prepared.resume} at step {self.steps}")
+        last_eval: dict[str, float] | None = None
+        try:
+            while self.steps < config.max_steps:
+                self.step()
+                if self._due(config.log_every):
+                    self.log()
+                paused = time.perf_counter()
+                if self._due(config.eval_every):
+                    last_eval = self.evaluate()
+                if self._due(config.save_every):
+                    self.save()
+                self.window.start += time.perf_counter() - paused  # a log window times training steps only
+            if last_eval is None:  # resumed at the last step: report (not log again) the final metrics
+                last_eval = self.evaluate(log=False)
+            final = output_dir / "final"
+            if info.is_main:
+                final = _save_final(self.model, self.prepared.tokenizer, output_dir)
+                self.progress.log(f"final model {final}")
+            distributed.barrier(info)
+        finally:
+            self.progress.close()
+        return TrainResult(
+            output_dir=str(output_dir),
+            final_dir=str(final),
+            steps=self.steps,
+            metrics=last_eval or {},
+            train_loss=self.train_loss,
+            resumed_from=str(self.prepared.resume) if self.prepared.resume else None,
+            model=self.model,
+            is_main=info.is_main,
+        )
+
+    def step(self) -> None:
+        """One optimiser step: ``gradient_accumulation_steps`` micro-batches, clipped."""
+        config, info = self.config, self.info
+        step_loss = 0.0
+        for micro in range(self.accumulation):
+            position = self.steps * self.accumulation + micro
+            self.mask_generator.manual_seed(mask_seed(config.seed, position, info.rank))
+            batch = self.collate_fn(
+                [self.prepared.train_features[i] for i in self.schedule.indices(position)]
+            )
+            # counted on the CPU batch: no device sync per micro-batch
+            self.window.tokens += (
+                int(batch["attention_mask"].sum())
+                if "attention_mask" in batch
+                else batch["input_ids"].numel()
+            )
+            batch = {k: v.to(info.device) for k, v in batch.items()}
+            sync = info.distributed and micro < self.accumulation - 1
+            with self.ddp_model.no_sync() if sync else contextlib.nullcontext():
+                with autocast(info.device, config.precision):
+                    loss = self.ddp_model(**batch).loss / self.accumulation
+                loss.backward()
+            step_loss += float(loss.detach())
+        # Every process must stop together, or the others would wait for it forever.
+        if not math.isfinite(distributed.sum_across(info, step_loss)):
+            hint = _nan_loss_hint(config, self.model)
+            raise FloatingPointError(f"the training loss became {step_loss} at step {self.steps + 1}; {hint}")
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+        self.window.loss += step_loss
+        self.window.steps += 1
+        self.progress.advance(self.steps)
+
+    def log(self) -> None:
+        """Write the window's mean loss, learning rate and throughput to metrics.jsonl; a new window."""
+        info, window = self.info, self.window
+        loss_value = distributed.mean_across(info, window.loss / window.steps)
+        tokens = distributed.sum_across(info, window.tokens)
+        elapsed = max(time.perf_counter() - window.start, 1e-9)
+        self.train_seconds += elapsed
+        lr = self.scheduler.get_last_lr()[0]
+        self.train_loss = loss_value
+        if info.is_main:
+            self.metrics_log.write(
+                {
+                    "step": self.steps,
+                    "split": "train",
+                    "loss": loss_value,
+                    "learning_rate": lr,
+                    "tokens_per_second": tokens / elapsed,
+                    "epoch": self.schedule.epoch(self.steps * self.accumulation),
+                    "train_seconds": self.train_seconds,
+                }
+            )
+            self.progress.update(self.steps, loss_value, lr, tokens / elapsed)
+        self.window = _LogWindow()
+
+    def evaluate(self, log: bool = True) -> dict[str, float]:
+        """The validation metrics (rank 0; empty without validation data), logged unless ``log`` is False."""
+        config, info, prepared = self.config, self.info, self.prepared
         values: dict[str, float] = {}
-        if info.is_main and val_features:
+        if info.is_main and prepared.val_features:
             values = evaluate(
-                model,
+                self.model,
                 config.task,
-                val_records,
-                val_features,
-                tokenizer,
-                batch_size=eval_batch_size,
+                prepared.val_records,
+                prepared.val_features,
+                prepared.tokenizer,
+                batch_size=config.eval_batch_size or config.batch_size,
                 device=info.device,
                 seed=config.seed,
                 precision=config.precision,
                 mlm_probability=config.mlm_probability,
             )
             if log:
-                metrics_log.write({"step": step, "split": "validation", **values})
-            progress.log(f"step {step} validation  {format_metrics(values)}")
+                self.metrics_log.write({"step": self.steps, "split": "validation", **values})
+            self.progress.log(f"step {self.steps} validation  {format_metrics(values)}")
         distributed.barrier(info)
         return values
 
-    def run_save() -> None:
-        # Per process: RNG states and the unlogged loss window, so logged losses survive a resume too.
+    def save(self) -> None:
+        """A checkpoint at this step; per process its RNG states and unlogged loss window too, so the
+        logged losses survive a resume."""
+        config, info, prepared = self.config, self.info, self.prepared
         rng_states = distributed.gather_objects(
             info,
             {
                 "rng": ckpt.capture_rng_state(),
-                "log_window": (window.loss, window.steps),
-                "train_seconds": train_seconds,
+                "log_window": (self.window.loss, self.window.steps),
+                "train_seconds": self.train_seconds,
             },
         )
         if info.is_main:
             state = {
-                "micro_batches": step * accumulation,
+                "micro_batches": self.steps * self.accumulation,
                 "world_size": info.world_size,
                 "batch_size": config.batch_size,
-                "gradient_accumulation_steps": accumulation,
+                "gradient_accumulation_steps": self.accumulation,
                 "seed": config.seed,
                 "task": config.task,
-                "epoch": schedule.epoch(step * accumulation),
+                "epoch": self.schedule.epoch(self.steps * self.accumulation),
             }
 
             def extra(tmp: Path) -> None:
-                tokenizer.save_pretrained(str(tmp))
+                prepared.tokenizer.save_pretrained(str(tmp))
                 save_config(prepared.config, tmp / "run_config.yaml")
 
             path = ckpt.save_checkpoint(
-                output_dir,
-                step,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
+                prepared.output_dir,
+                self.steps,
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
                 rng_states=rng_states,
                 state=state,
                 write_extra=extra,
                 keep=config.keep_checkpoints,
             )
-            progress.log(f"step {step} checkpoint {path}")
+            self.progress.log(f"step {self.steps} checkpoint {path}")
         distributed.barrier(info)
-
-    last_eval: dict[str, float] | None = None
-    train_loss: float | None = None
-    window = _LogWindow(*prepared.resumed_window)
-    train_seconds = prepared.resumed_train_seconds  # training time so far, evaluation and saving left out
-    try:
-        while step < config.max_steps:
-            step_loss = 0.0
-            for micro in range(accumulation):
-                position = step * accumulation + micro
-                mask_generator.manual_seed((config.seed * 1_000_003 + position) * 1_009 + info.rank)
-                batch = collate_fn([train_features[i] for i in schedule.indices(position)])
-                # counted on the CPU batch: no device sync per micro-batch
-                window.tokens += (
-                    int(batch["attention_mask"].sum())
-                    if "attention_mask" in batch
-                    else batch["input_ids"].numel()
-                )
-                batch = {k: v.to(info.device) for k, v in batch.items()}
-                sync = info.distributed and micro < accumulation - 1
-                with ddp_model.no_sync() if sync else contextlib.nullcontext():
-                    with autocast(info.device, config.precision):
-                        loss = ddp_model(**batch).loss / accumulation
-                    loss.backward()
-                step_loss += float(loss.detach())
-            # Every process must stop together, or the others would wait for it forever.
-            if not math.isfinite(distributed.sum_across(info, step_loss)):
-                hint = _nan_loss_hint(config, model)
-                raise FloatingPointError(f"the training loss became {step_loss} at step {step + 1}; {hint}")
-            if config.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window.loss += step_loss
-            window.steps += 1
-            progress.advance(step)
-            if step % config.log_every == 0 or step == config.max_steps:
-                loss_value = distributed.mean_across(info, window.loss / window.steps)
-                tokens = distributed.sum_across(info, window.tokens)
-                elapsed = max(time.perf_counter() - window.start, 1e-9)
-                train_seconds += elapsed
-                lr = scheduler.get_last_lr()[0]
-                train_loss = loss_value
-                if info.is_main:
-                    metrics_log.write(
-                        {
-                            "step": step,
-                            "split": "train",
-                            "loss": loss_value,
-                            "learning_rate": lr,
-                            "tokens_per_second": tokens / elapsed,
-                            "epoch": schedule.epoch(step * accumulation),
-                            "train_seconds": train_seconds,
-                        }
-                    )
-                    progress.update(step, loss_value, lr, tokens / elapsed)
-                window = _LogWindow()
-            paused = time.perf_counter()
-            if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
-                last_eval = run_eval()
-            if (config.save_every and step % config.save_every == 0) or step == config.max_steps:
-                run_save()
-            window.start += time.perf_counter() - paused  # a log window times training steps only
-        if last_eval is None:  # resumed at the last step: report (not log again) the final metrics
-            last_eval = run_eval(log=False)
-        final = output_dir / "final"
-        if info.is_main:
-            final = _save_final(model, tokenizer, output_dir)
-            progress.log(f"final model {final}")
-        distributed.barrier(info)
-    finally:
-        progress.close()
-    return TrainResult(
-        output_dir=str(output_dir),
-        final_dir=str(final),
-        steps=step,
-        metrics=last_eval or {},
-        train_loss=train_loss,
-        resumed_from=str(resume) if resume else None,
-        model=model,
-        is_main=info.is_main,
-    )
