@@ -231,3 +231,22 @@ def test_self_check_of_a_damaged_library_fails_every_operator(monkeypatch, tmp_p
     checks = [c for c in build.run_self_check() if c.device == "cpu"]
     assert len(checks) == 4
     assert all(not c.passed and c.error == float("inf") for c in checks)
+
+
+def test_the_atomic_writer_leaves_no_temporary_file_when_the_write_fails(monkeypatch, tmp_path):
+    target = tmp_path / "meta.json"
+    target.write_text("old")
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        build._write_atomic(target, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"] and target.read_text() == "old"
+    monkeypatch.undo()
+    with pytest.raises(TypeError):  # a failure while writing, not only while renaming
+        build._write_atomic(target, 123)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"] and target.read_text() == "old"
+    build._write_atomic(target, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"] and target.read_text() == "new"

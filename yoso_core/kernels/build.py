@@ -12,6 +12,7 @@ renamed into place, beside its metadata (``cache``), only once the library loads
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -87,10 +88,16 @@ def cache_unwritable(exc: OSError) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it; on failure the temporary is removed."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _child_env(kind: str, archs: str) -> dict[str, str]:
