@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from yoso_cli.main import app
 from yoso_core.attention import ops
-from yoso_core.kernels import build, cache, toolchain
+from yoso_core.kernels import build, cache, isa, toolchain
 
 
 def run(*args: str):
@@ -41,8 +41,10 @@ def test_build_kernels_no_cuda_reports_table_metadata_and_self_check(monkeypatch
     meta = json.loads(cache.metadata_path("cpu").read_text())
     assert meta["torch"] == torch.__version__ and meta["cuda"] == torch.version.cuda
     assert meta["sources_hash"] == cache.sources_hash()
-    assert meta["library"] == "yoso_cpu.so" and meta["built_at"]
-    assert cache.library_path("cpu").is_file()
+    assert meta["built_at"] and sorted(meta["variants"]) == sorted(isa.variants())
+    assert meta["variants"][isa.select()]["library"] == f"yoso_cpu_{isa.select()}.so"
+    assert all(cache.library_path("cpu", isa=v).is_file() for v in isa.variants())
+    assert built.libraries[0].variants == isa.variants()
 
 
 def test_build_kernels_exits_1_naming_the_operators_whose_check_failed(monkeypatch, cpu_library):
@@ -156,7 +158,7 @@ def _yoso(*args: str, kernel_dir) -> subprocess.CompletedProcess:
 
 
 def test_metadata_records_size_and_checksum(cpu_library):
-    meta = cache.read_metadata("cpu")
+    meta = cache.read_metadata("cpu")["variants"][isa.select()]
     assert meta["size"] == cpu_library.path.stat().st_size
     assert meta["sha256"] == cache.file_sha256(cpu_library.path)
     assert cache.verify_library("cpu") is None
@@ -187,18 +189,21 @@ def test_build_kernels_rebuilds_a_damaged_library_without_force(monkeypatch, tmp
     monkeypatch.setenv("YOSO_KERNEL_DIR", str(root))
     compiled = []
 
-    def fake_compile(kind, archs, build_dir, cpu_lib, verbose, on_output):  # the compiler's output file
+    def fake_compile(
+        kind, archs, build_dir, cpu_lib, verbose, on_output, variant=None
+    ):  # the compiler's file
         compiled.append(kind)
-        shutil.copy2(cpu_library.path, build_dir / f"yoso_{kind}.so")
+        name = cache.library_name(kind, variant)
+        shutil.copy2(cpu_library.path.parent / name, build_dir / name)
 
     monkeypatch.setattr(build, "_compile", fake_compile)
     result = run("build-kernels", "--no-cuda")
     assert result.exit_code == 0, result.output
-    assert compiled == ["cpu"] and "(cached)" not in result.output
+    assert compiled == ["cpu"] * len(isa.variants()) and "(cached)" not in result.output
     assert "rebuilt" in result.output and "damaged" in result.output
     assert library.stat().st_size == size and cache.verify_library("cpu", library.parent.name) is None
     again = build.build_library("cpu")
-    assert again.cached and compiled == ["cpu"]  # intact now: no second build
+    assert again.cached and compiled == ["cpu"] * len(isa.variants())  # intact now: no second build
 
 
 def test_a_kernel_dir_that_is_a_file_is_one_error_line(monkeypatch, tmp_path):
@@ -231,3 +236,22 @@ def test_self_check_of_a_damaged_library_fails_every_operator(monkeypatch, tmp_p
     checks = [c for c in build.run_self_check() if c.device == "cpu"]
     assert len(checks) == 4
     assert all(not c.passed and c.error == float("inf") for c in checks)
+
+
+def test_the_atomic_writer_leaves_no_temporary_file_when_the_write_fails(monkeypatch, tmp_path):
+    target = tmp_path / "meta.json"
+    target.write_text("old")
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        build._write_atomic(target, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"] and target.read_text() == "old"
+    monkeypatch.undo()
+    with pytest.raises(TypeError):  # a failure while writing, not only while renaming
+        build._write_atomic(target, 123)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"] and target.read_text() == "old"
+    build._write_atomic(target, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"] and target.read_text() == "new"

@@ -83,8 +83,9 @@ def test_no_import_circle_in_yoso_core_counting_imports_inside_functions():
     assert _cycle(graph) is None
 
 
-def test_the_kernel_cache_imports_nothing_of_yoso():
-    assert _imports("yoso_core.kernels.cache", top_level_only=False) == set()
+def test_the_kernel_cache_imports_nothing_of_yoso_but_the_variant_choice():
+    assert _imports("yoso_core.kernels.cache", top_level_only=False) == {"yoso_core.kernels.isa"}
+    assert _imports("yoso_core.kernels.isa", top_level_only=False) == set()
 
 
 def test_kernels_import_only_kernels_and_attention_nothing_above_it():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .commands import bench, build_kernels, convert, env, finetune, predict, pretrain
-from .errors import quiet_on_closed_stdout
+from .errors import fail, quiet_on_closed_stdout
 
 app = typer.Typer(
     name="yoso",
@@ -26,6 +26,20 @@ COMMANDS = {
     "convert": convert,
     "env": env,
 }
+
+
+@app.callback()
+def _check_environment(ctx: typer.Context) -> None:
+    """An unusable $YOSO_CPU_ISA is a usage error (exit 2) for every command; `yoso env` reports it."""
+    from yoso_core.kernels import isa
+
+    if ctx.invoked_subcommand == "env":
+        return
+    try:
+        isa.select()
+    except isa.IsaError as exc:
+        fail(str(exc))
+
 
 for _name, _module in COMMANDS.items():
     app.command(_name)(quiet_on_closed_stdout(_module.command))

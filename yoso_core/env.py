@@ -39,38 +39,60 @@ def _gpus() -> list[dict]:
 
 def _kernel_report(kind: str, key: str) -> dict:
     from .attention import ops
-    from .kernels import cache
+    from .kernels import cache, isa
 
-    path = cache.library_path(kind, key)
     meta = cache.read_metadata(kind, key) or {}
+    try:
+        variant = isa.select() if kind == "cpu" else None
+    except isa.IsaError as exc:  # an unusable $YOSO_CPU_ISA: reported, nothing loaded
+        return {
+            "built": any(cache.library_path(kind, key, v).is_file() for v in isa.variants()),
+            "path": None,
+            "intact": False,
+            "variant": None,
+            "variants": sorted((meta.get("variants") or {}), key=isa.ISAS.index),
+            "archs": meta.get("archs"),
+            "built_at": meta.get("built_at"),
+            "torch": meta.get("torch"),
+            "size": None,
+            "sha256": None,
+            "loads": False,
+            "error": str(exc),
+        }
+    path = cache.library_path(kind, key, variant)
+    record = cache.file_record(kind, meta, variant) or {}
     built = path.is_file()
     # checked before loading: mapping a truncated library would kill this report with SIGBUS
-    damage = cache.verify_library(kind, key) if built else None
+    damage = cache.verify_library(kind, key, variant) if built else None
     if not built:
         loads, why = False, "not built; run `yoso build-kernels`"
     elif damage is not None:
         loads, why = False, f"{damage}; run `yoso build-kernels` to rebuild it"
     else:
         loads, why = ops.load(kind)
-    return {
+    report = {
         "built": built,
         "path": str(path) if built else None,
         "intact": built and damage is None,
         "archs": meta.get("archs"),
         "built_at": meta.get("built_at"),
         "torch": meta.get("torch"),
-        "size": meta.get("size"),
-        "sha256": meta.get("sha256"),
+        "size": record.get("size"),
+        "sha256": record.get("sha256"),
         "loads": loads,
         "error": why or None,
     }
+    if kind == "cpu":  # which of the built variants this process uses
+        report["variant"] = (ops.loaded_variant() or variant) if loads else None
+        report["variants"] = sorted((meta.get("variants") or {}), key=isa.ISAS.index)
+    return report
 
 
 def environment_report() -> dict:
     """Versions, CPU threads, GPUs, nvcc, and which kernels are built for this torch and whether they load."""
     import torch
 
-    from .kernels import cache, toolchain
+    from .kernels import cache, isa, toolchain
 
     nvcc = toolchain.find_nvcc()
     root = cache.kernel_root()
@@ -93,6 +115,7 @@ def environment_report() -> dict:
         "kernel_root": str(root),
         "kernel_root_error": cache.kernel_root_problem(),
         "kernel_key": key,
+        "cpu_isa": isa.report(),
         "kernels": {kind: _kernel_report(kind, key) for kind in cache.KINDS},
         "other_builds": other_builds,
     }

@@ -89,7 +89,8 @@ def command(
         table.add_column(column, overflow="fold")
     for r in built.libraries:
         what = f"{r.kind} kernels" + (" (cached)" if r.cached else "")
-        table.add_row(what, r.archs, str(r.path), f"{r.seconds:.1f}")
+        archs = f"{r.archs} ({', '.join(r.variants)})" if r.variants else r.archs
+        table.add_row(what, archs, str(r.path), f"{r.seconds:.1f}")
     console.print(table)
     for r in built.libraries:
         if r.note:

@@ -39,6 +39,15 @@ def command(
     table.add_row("torch", f"{report['torch']}{cuda}")
     table.add_row("transformers", str(report["transformers"]))
     table.add_row("CPU threads", f"{report['torch_threads']} used by torch, {report['cpu_count']} CPUs")
+    isa = report["cpu_isa"]
+    flags = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in isa["flags"].items())
+    runs = ", ".join(isa["supported"])
+    if isa["error"]:
+        chosen = f"[red]none[/]: {isa['error']}"
+    else:
+        how = f"forced by YOSO_CPU_ISA={isa['override']}" if isa["override"] else "the best this CPU runs"
+        chosen = f"{isa['selected']} ({how})"
+    table.add_row("CPU instruction sets", f"{flags}\nruns variants: {runs}\nCPU kernel path: {chosen}")
     gpus = [
         f"{g['index']}: {g['name']} (sm {g['capability']}, {g['memory_gib']} GiB)" for g in report["gpus"]
     ]
@@ -57,7 +66,10 @@ def command(
         elif not info["intact"]:
             state = f"[red]damaged, not loaded[/]: {info['error']}"
         elif info["loads"]:
-            state = f"[green]built, loads[/] archs {info['archs']}, {info['built_at']}\n{info['path']}"
+            variant = f" ({info['variant']} of {', '.join(info['variants'])})" if info.get("variant") else ""
+            state = (
+                f"[green]built, loads[/]{variant} archs {info['archs']}, {info['built_at']}\n{info['path']}"
+            )
         else:
             state = f"[red]built, fails to load[/]: {info['error']}"
         table.add_row(f"{kind} kernels", state)

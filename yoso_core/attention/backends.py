@@ -92,6 +92,10 @@ def resolve_backend(name: str, device: torch.device) -> Backend:
     backend, why = compiled_backend(device_type)
     if backend is not None:
         return backend
+    if device_type in COMPILED_DEVICES:
+        from ..kernels import isa
+
+        isa.select()  # an unusable $YOSO_CPU_ISA is an error (IsaError), not a silent fallback
     if not _warned_fallback:
         _warned_fallback = True
         warnings.warn(f"yoso: using the slow pure-PyTorch attention because {why}", stacklevel=3)

@@ -10,7 +10,9 @@
 
 Same semantics as the reference functions in ``hashing`` and ``sampled``. The libraries are built by
 ``yoso build-kernels`` (``yoso_core.kernels.build``); loading them never raises: ``load`` returns
-whether the library is usable and, when not, why. The fakes (shape-only implementations) let
+whether the library is usable and, when not, why. Of the CPU library's instruction-set variants
+exactly one is loaded, the best this CPU runs or the one ``$YOSO_CPU_ISA`` names
+(``kernels.isa.select``); ``loaded_variant()`` says which. The fakes (shape-only implementations) let
 ``torch.compile`` and ``torch.library.opcheck`` trace the operators without running them.
 """
 
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import torch
 
-from ..kernels import cache
+from ..kernels import cache, isa
 
 _status: dict[str, tuple[bool, str]] = {}
+_variant: str | None = None  # the CPU variant this process loaded
 _fakes_registered = False
 
 
@@ -68,6 +71,7 @@ def _already_defined() -> bool:
 
 def load(kind: str) -> tuple[bool, str]:
     """Load the compiled library ``kind`` ("cpu" or "cuda") once; ``(usable, why not)``. Never raises."""
+    global _variant
     if kind in _status:
         return _status[kind]
     if kind == "cuda":
@@ -76,8 +80,13 @@ def load(kind: str) -> tuple[bool, str]:
             _status[kind] = (False, f"the CUDA kernels need the CPU library first, but {why}")
             return _status[kind]
     try:
+        variant = isa.select() if kind == "cpu" else None
+    except isa.IsaError as exc:
+        _status[kind] = (False, f"the compiled {kind} kernels were not loaded: {exc}")
+        return _status[kind]
+    try:
         key = cache.build_key()
-        path = cache.library_path(kind, key)
+        path = cache.library_path(kind, key, variant)
     except Exception as exc:  # unreadable sources: report, never break import
         _status[kind] = (False, f"cannot locate the compiled {kind} kernels: {exc}")
         return _status[kind]
@@ -92,7 +101,7 @@ def load(kind: str) -> tuple[bool, str]:
             f"sources (looked in {path.parent}); run `yoso build-kernels` to build them",
         )
         return _status[kind]
-    damage = cache.verify_library(kind, key)  # mapping a truncated library is a SIGBUS
+    damage = cache.verify_library(kind, key, variant)  # mapping a truncated library is a SIGBUS
     if damage is not None:
         _status[kind] = (
             False,
@@ -102,6 +111,7 @@ def load(kind: str) -> tuple[bool, str]:
     try:
         if not (kind == "cpu" and _already_defined()):
             torch.ops.load_library(str(path))
+            _variant = variant if kind == "cpu" else _variant
         if kind == "cpu":
             _register_fakes()
     except Exception as exc:
@@ -114,6 +124,11 @@ def load(kind: str) -> tuple[bool, str]:
         return _status[kind]
     _status[kind] = (True, "")
     return _status[kind]
+
+
+def loaded_variant() -> str | None:
+    """The CPU variant (``"avx512"``, ``"avx2"`` or ``"baseline"``) this process loaded, or None."""
+    return _variant
 
 
 def forget_failures() -> None:

@@ -1,17 +1,22 @@
 """Compile the yoso operators ahead of time into the kernel cache (``yoso build-kernels``).
 
-Two shared libraries are built with ``torch.utils.cpp_extension``:
+Two libraries are built with ``torch.utils.cpp_extension``:
 
-- ``yoso_cpu``: the operator schemas (``csrc/ops.cpp``) and the CPU kernels (``csrc/cpu``);
+- ``yoso_cpu``: the operator schemas (``csrc/ops.cpp``) and the CPU kernels (``csrc/cpu``), as one
+  complete shared library per instruction-set variant (``isa``: ``yoso_cpu_avx512.so``,
+  ``yoso_cpu_avx2.so``, ``yoso_cpu_baseline.so`` on x86-64), of which a process loads exactly one;
 - ``yoso_cuda``: the CUDA kernels (``csrc/cuda``), loaded after ``yoso_cpu``,
 
-so a CPU-only machine and a CUDA machine both work. Compilation runs in a child process (so a
-failed build cannot leave half-registered operators in the caller) into a temporary folder that is
-renamed into place, beside its metadata (``cache``), only once the library loads.
+so a CPU-only machine and a CUDA machine both work, and one build serves every CPU of the
+architecture. Each compilation runs in a child process (so a failed build cannot leave
+half-registered operators in the caller) into a temporary folder; the files are renamed into
+place, beside their metadata (``cache``), only once every variant has compiled and those this
+CPU runs have loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -22,12 +27,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import cache, toolchain
-from .cache import CPU_FLAGS, CUDA_FLAGS
+from . import cache, isa, toolchain
+from .cache import CUDA_FLAGS
 
 
 class KernelBuildError(RuntimeError):
@@ -44,6 +50,7 @@ class BuildResult:
     seconds: float
     cached: bool
     note: str = ""  # e.g. why a cached library was rebuilt
+    variants: tuple[str, ...] = ()  # the CPU library's instruction-set variants, best first
 
 
 @dataclass(frozen=True)
@@ -87,10 +94,16 @@ def cache_unwritable(exc: OSError) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it; on failure the temporary is removed."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _child_env(kind: str, archs: str) -> dict[str, str]:
@@ -111,16 +124,31 @@ def _compile(
     cpu_library: Path,
     verbose: bool,
     on_output: Callable[[str], None],
+    variant: str | None = None,
 ) -> None:
-    """Compile library ``kind`` in a child process; KernelBuildError with its output on failure."""
+    """Compile library ``kind`` (CPU: variant ``variant``) in a child process into ``build_dir``.
+
+    The file is ``build_dir / cache.library_name(kind, variant)``; KernelBuildError with the
+    compiler's output on failure.
+    """
+    name = Path(cache.library_name(kind, variant)).stem
+    flags = isa.compile_flags(variant) if kind == "cpu" else list(isa.COMMON_FLAGS)
+    # a variant this CPU cannot run is compiled but not loaded (its initialisers may use its instructions)
+    load = kind != "cpu" or variant in isa.supported()
+    sources = cache.source_files(kind)
+    if kind == "cpu":
+        sources = [_unity_source(build_dir, name, sources)]
     command = [
         sys.executable,
         "-m",
         "yoso_core.kernels.build",
         kind,
+        name,
+        json.dumps(flags),
+        "1" if load else "0",
         str(build_dir),
         str(cpu_library),
-        *(str(p) for p in cache.source_files(kind)),
+        *(str(p) for p in sources),
     ]
     process = subprocess.Popen(
         command,
@@ -141,7 +169,39 @@ def _compile(
         compiler = output.split("Traceback (most recent call last)")[0].splitlines()
         errors = [ln for ln in compiler if "error" in ln.lower()]
         shown = "\n".join(errors[:20] if errors else output.splitlines()[-40:])
-        raise KernelBuildError(f"compiling the {kind} kernels failed (exit {process.returncode}):\n{shown}")
+        what = f"{kind} kernels ({variant})" if variant else f"{kind} kernels"
+        raise KernelBuildError(f"compiling the {what} failed (exit {process.returncode}):\n{shown}")
+
+
+def _unity_source(build_dir: Path, name: str, sources: list[Path]) -> Path:
+    """One translation unit that includes every CPU source, so a variant parses torch's headers once.
+
+    The sources share no names at file scope (each keeps its helpers in its own named or anonymous
+    namespace block, and every name differs), and TORCH_LIBRARY_IMPL blocks are unique per use.
+    """
+    unity = build_dir / f"{name}.cpp"
+    lines = [f'#include "{path}"' for path in sources]
+    unity.write_text(
+        "// Every CPU source of yoso, compiled as one unit (generated by the build).\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    return unity
+
+
+def _cached(kind: str, key: str, archs: str, variants: tuple[str, ...]) -> tuple[dict | None, str]:
+    """The metadata of a usable cached build of ``kind`` (None when there is none) and, when a cached
+    build exists but is damaged, why it must be rebuilt."""
+    meta = cache.read_metadata(kind, key)
+    names = variants if kind == "cpu" else (None,)
+    if not any(cache.library_path(kind, key, v).is_file() for v in names):
+        return None, ""
+    damage = next((d for v in names if (d := cache.verify_library(kind, key, v)) is not None), None)
+    if damage is not None:
+        return None, f"rebuilt: the cached library failed its check ({damage})"
+    if kind == "cuda" and (meta or {}).get("archs") != archs:
+        return None, ""
+    return meta, ""
 
 
 def build_library(
@@ -152,12 +212,16 @@ def build_library(
     verbose: bool = False,
     on_output: Callable[[str], None] = print,
 ) -> BuildResult:
-    """Build library ``kind`` into the cache (unless a build for this key exists and not ``force``)."""
+    """Build library ``kind`` into the cache (unless a build for this key exists and not ``force``).
+
+    For ``"cpu"`` every instruction-set variant of this architecture is built (``isa.variants``);
+    the result's ``path`` is the variant this process loads.
+    """
     import torch
 
     digest = cache.sources_hash()
     key = cache.build_key(digest)
-    target = cache.library_path(kind, key)
+    variants = isa.variants() if kind == "cpu" else ()
     if kind == "cuda":
         ok, why = toolchain.cuda_buildable()
         if not ok:
@@ -165,17 +229,15 @@ def build_library(
         archs = toolchain.parse_archs(archs or toolchain.default_archs())
     else:
         archs = platform.machine()
+    target = cache.library_path(kind, key)  # for the CPU, raises IsaError for an unusable $YOSO_CPU_ISA
     problem = cache.kernel_root_problem()
     if problem is not None:
         raise ValueError(problem)
     note = ""
-    if target.is_file() and not force:
-        meta = cache.read_metadata(kind, key) or {}
-        damage = cache.verify_library(kind, key)
-        if damage is None and (kind != "cuda" or meta.get("archs") == archs):
-            return BuildResult(kind, target, meta.get("archs", archs), 0.0, cached=True)
-        if damage is not None:
-            note = f"rebuilt: the cached library failed its check ({damage})"
+    if not force:
+        meta, note = _cached(kind, key, archs, variants)
+        if meta is not None:
+            return BuildResult(kind, target, meta.get("archs", archs), 0.0, cached=True, variants=variants)
     start = time.perf_counter()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -183,19 +245,36 @@ def build_library(
     except OSError as exc:
         raise ValueError(cache_unwritable(exc)) from None
     try:
-        _compile(kind, archs, build_dir, cache.library_path("cpu", key), verbose, on_output)
+
+        def compile_one(variant: str | None) -> tuple[Path, dict]:
+            began = time.perf_counter()
+            variant_dir = build_dir / (variant or kind)
+            variant_dir.mkdir()
+            _compile(kind, archs, variant_dir, cache.library_path("cpu", key), verbose, on_output, variant)
+            built = variant_dir / cache.library_name(kind, variant)
+            record = {
+                "library": built.name,
+                "size": built.stat().st_size,
+                "sha256": cache.file_sha256(built),
+            }
+            if variant is not None:
+                record["flags"] = isa.compile_flags(variant)
+                record["seconds"] = round(time.perf_counter() - began, 1)
+            return built, record
+
+        # the variants are independent compiles of one unit each: as many at once as there are cores
+        names = variants or (None,)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+            files = dict(zip(names, pool.map(compile_one, names)))
         if cache.sources_hash() != digest:  # never file a library under a key of other sources
             raise KernelBuildError(
                 f"the kernel sources in {cache.CSRC} changed while the {kind} kernels compiled; "
                 "run the build again"
             )
-        built = build_dir / f"yoso_{kind}.so"
         seconds = time.perf_counter() - start
         nvcc = toolchain.find_nvcc() if kind == "cuda" else None
         metadata = {
-            "library": target.name,
-            "size": built.stat().st_size,
-            "sha256": cache.file_sha256(built),
+            **(files[None][1] if kind != "cpu" else {"variants": {v: files[v][1] for v in variants}}),
             "kind": kind,
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
@@ -210,12 +289,13 @@ def build_library(
         # metadata first: a library in place always has the metadata it is verified against
         try:
             _write_atomic(cache.metadata_path(kind, key), json.dumps(metadata, indent=2) + "\n")
-            os.replace(built, target)
+            for variant, (built, _) in files.items():
+                os.replace(built, cache.library_path(kind, key, variant))
         except OSError as exc:
             raise ValueError(cache_unwritable(exc)) from None
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
-    return BuildResult(kind, target, archs, seconds, cached=False, note=note)
+    return BuildResult(kind, target, archs, seconds, cached=False, note=note, variants=variants)
 
 
 def build_kernels(
@@ -234,11 +314,13 @@ def build_kernels(
     ``check`` the built operators are then compared with the reference (``run_self_check``) and
     the results returned in ``checks``; a failed check is a result, not an exception. ``on_start``
     is called with each library's kind before it is built, and with ``"check"`` before the check. Raises
-    ValueError for a malformed ``archs`` or ``cuda=True`` where CUDA cannot be built, and
+    ValueError for a malformed ``archs``, ``cuda=True`` where CUDA cannot be built or a
+    ``$YOSO_CPU_ISA`` this CPU cannot run (``isa.IsaError``), and
     KernelBuildError with the compiler's output when compilation (or the check's process) fails.
     """
     if archs is not None:
         archs = toolchain.parse_archs(archs)
+    isa.select()  # an unusable $YOSO_CPU_ISA is a usage error before anything is compiled
     buildable, why = toolchain.cuda_buildable()
     if cuda is None:
         cuda = buildable
@@ -253,15 +335,17 @@ def build_kernels(
     return KernelBuild(results, run_self_check() if check else [])
 
 
-def run_self_check(timeout: float = 600.0) -> list[CheckResult]:
+def run_self_check(timeout: float = 600.0, variant: str | None = None) -> list[CheckResult]:
     """Run ``yoso_core.attention.selfcheck`` in a child process and return its results.
 
     A child process, like the compile: the libraries are loaded and run there, so a library that
     crashes the process that maps it is reported as a KernelBuildError instead of killing the caller.
+    ``variant`` checks that CPU variant (``$YOSO_CPU_ISA`` in the child) instead of the default one.
     """
     command = [sys.executable, "-m", "yoso_core.attention.selfcheck", "--json"]
+    env = {**os.environ, isa.ENV_VAR: variant} if variant else None
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         raise KernelBuildError(
             f"the self-check of the kernels did not finish within {timeout:.0f} s"
@@ -278,17 +362,21 @@ def run_self_check(timeout: float = 600.0) -> list[CheckResult]:
     return [CheckResult(r["device"], r["op"], float(r["error"]), bool(r["passed"])) for r in rows]
 
 
-def _child_main(kind: str, build_dir: str, cpu_library: str, *sources: str) -> None:
-    """Entry of the child process: compile with cpp_extension and check that the library loads."""
+def _child_main(
+    kind: str, name: str, flags: str, load: str, build_dir: str, cpu_library: str, *sources: str
+) -> None:
+    """Entry of the child process: compile with cpp_extension and, with ``load == "1"``, load the library."""
     import torch
     from torch.utils import cpp_extension
 
     if kind == "cuda" and Path(cpu_library).is_file():
         torch.ops.load_library(cpu_library)  # the schemas the CUDA implementations attach to
+    if load != "1":  # a variant this CPU cannot run: compiled, never mapped here
+        torch.ops.load_library = lambda path: None
     cpp_extension.load(
-        name=f"yoso_{kind}",
+        name=name,
         sources=list(sources),
-        extra_cflags=CPU_FLAGS,
+        extra_cflags=json.loads(flags),
         extra_cuda_cflags=CUDA_FLAGS,
         # at::parallel_for is OpenMP in torch's headers; libgomp.so.1 resolves to the copy torch loaded
         extra_ldflags=["-fopenmp"] if kind == "cpu" else [],

@@ -2,10 +2,12 @@
 
 Libraries live in ``<root>/<key>/`` where ``root`` is ``$YOSO_KERNEL_DIR`` or
 ``~/.cache/yoso/kernels`` and ``key`` joins the torch version, its CUDA version and a hash of the
-sources, the compiler flags and the CPU's instruction sets. A JSON file of build metadata sits
-beside each library, with the library's size and SHA-256: a cached library is checked against
-them before it is loaded (``verify_library``), so a truncated or damaged file is reported and
-rebuilt instead of crashing the process that maps it. Depends on nothing else in yoso.
+sources, the compiler flags and the machine architecture (not the CPU's instruction sets: the CPU
+library is built once per instruction-set variant, ``isa``, and the variant is chosen when it is
+loaded). A JSON file of build metadata sits beside each library, with the size and SHA-256 of
+each file (of each variant, for the CPU library): a cached library is checked against them before
+it is loaded (``verify_library``), so a truncated or damaged file is reported and rebuilt instead
+of crashing the process that maps it. Depends on nothing outside ``kernels``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import platform
 import re
 from pathlib import Path
 
+from . import isa as isa_module
+
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
 KINDS = ("cpu", "cuda")
-CPU_FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"]
 CUDA_FLAGS = ["-O3", "--expt-relaxed-constexpr"]
 
 
@@ -56,27 +59,26 @@ def source_files(kind: str) -> list[Path]:
     raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def _cpu_signature() -> str:
-    """The instruction sets ``-march=native`` compiles for, so a cache shared between machines stays safe."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def cpu_flag_sets(machine: str | None = None) -> dict[str, list[str]]:
+    """The compiler flags of every CPU variant built for ``machine`` (default: this one), best first."""
+    return {isa: isa_module.compile_flags(isa, machine) for isa in isa_module.variants(machine)}
 
 
 def sources_hash() -> str:
-    """Hash of every source and header, the compiler flags and the CPU's instruction sets."""
+    """Hash of every source and header, the compiler flags of every variant and the machine architecture.
+
+    Not of the CPU's instruction sets: one build serves every CPU of the architecture.
+    """
     digest = hashlib.sha256()
     for path in sorted(
         p for p in CSRC.rglob("*") if p.is_file() and p.suffix in {".h", ".cuh", ".cpp", ".cu"}
     ):
         digest.update(str(path.relative_to(CSRC)).encode())
         digest.update(path.read_bytes())
-    digest.update(" ".join(CPU_FLAGS + CUDA_FLAGS).encode())
-    digest.update(_cpu_signature().encode())
+    for isa, flags in cpu_flag_sets().items():
+        digest.update(f"{isa}: {' '.join(flags)}\n".encode())
+    digest.update(" ".join(CUDA_FLAGS).encode())
+    digest.update(platform.machine().encode())
     return digest.hexdigest()
 
 
@@ -100,9 +102,20 @@ def kernel_dir(key: str | None = None) -> Path:
     return kernel_root() / (key or build_key())
 
 
-def library_path(kind: str, key: str | None = None) -> Path:
-    """Path of the shared library ``kind`` for this torch and these sources."""
-    return kernel_dir(key) / f"yoso_{kind}.so"
+def library_name(kind: str, isa: str | None = None) -> str:
+    """File name of library ``kind``: ``yoso_cuda.so``, or ``yoso_cpu_<isa>.so`` for a CPU variant.
+
+    ``isa`` defaults to the variant this process loads (``isa.select()``, which raises IsaError
+    for an unusable ``$YOSO_CPU_ISA``).
+    """
+    if kind == "cpu":
+        return f"yoso_cpu_{isa or isa_module.select()}.so"
+    return f"yoso_{kind}.so"
+
+
+def library_path(kind: str, key: str | None = None, isa: str | None = None) -> Path:
+    """Path of the shared library ``kind`` (for the CPU: variant ``isa``, see ``library_name``)."""
+    return kernel_dir(key) / library_name(kind, isa)
 
 
 def metadata_path(kind: str, key: str | None = None) -> Path:
@@ -128,19 +141,30 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_library(kind: str, key: str | None = None) -> str | None:
-    """Why the cached library ``kind`` must not be loaded (missing, or not the file its build wrote), or None.
+def file_record(kind: str, meta: dict, isa: str | None = None) -> dict | None:
+    """The part of build metadata ``meta`` that describes one file: the CUDA library's whole
+    metadata, or the CPU variant ``isa``'s entry under ``variants`` (None when it has none)."""
+    if kind != "cpu":
+        return meta
+    record = (meta.get("variants") or {}).get(isa or isa_module.select())
+    return record if isinstance(record, dict) else None
+
+
+def verify_library(kind: str, key: str | None = None, isa: str | None = None) -> str | None:
+    """Why the cached library ``kind`` (CPU: variant ``isa``, default the one this process loads)
+    must not be loaded (missing, or not the file its build wrote), or None.
 
     A library is loaded only when its size and SHA-256 equal those in its build metadata:
     mapping a truncated shared library kills the process with SIGBUS, beyond any error handling.
     """
     key = key or build_key()
-    path = library_path(kind, key)
+    path = library_path(kind, key, isa)
     if not path.is_file():
         return f"{path} does not exist"
     meta = read_metadata(kind, key)
     if meta is None:
         return f"{path} has no readable build metadata ({metadata_path(kind, key).name})"
+    meta = file_record(kind, meta, isa) or {}
     if "size" not in meta or "sha256" not in meta:
         return f"{path} has no size and checksum in its build metadata (an older build)"
     try:
