@@ -35,10 +35,17 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def cpu_library():
-    """Build (or find in the cache) the CPU library, once per test session."""
+    """Build (or find in the cache) the CPU library, once per test session.
+
+    On a fresh cache, tests that ran before this fixture may have found no library; their failed
+    load is forgotten so that every later test loads the one just built.
+    """
+    from yoso_core.attention import ops
     from yoso_core.kernels import build
 
-    return build.build_library("cpu")
+    result = build.build_library("cpu")
+    ops.forget_failures()
+    return result
 
 
 @pytest.fixture(scope="session")
