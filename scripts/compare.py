@@ -61,13 +61,11 @@ with open(out, "w") as f:
 """
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+def parse_variant(text: str, attentions: tuple[str, ...] = DEFAULT_VARIANTS) -> tuple[str, dict[str, Any]]:
     """``sampled:hash_code_len=8,num_hash=64`` -> ("sampled", {"hash_code_len": 8, "num_hash": 64})."""
     attention, _, rest = text.partition(":")
-    if attention not in DEFAULT_VARIANTS:
-        raise SystemExit(
-            f"error: variant {text!r}: the attention must be one of {', '.join(DEFAULT_VARIANTS)}"
-        )
+    if attention not in attentions:
+        raise SystemExit(f"error: variant {text!r}: the attention must be one of {', '.join(attentions)}")
     fields: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")

@@ -42,19 +42,7 @@ PROBE = Path(__file__).resolve().parent / "recall_probe.py"
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """``sampled:num_hash=16,lsh_backward=false`` -> ("sampled", {"num_hash": 16, "lsh_backward": False})."""
-    attention, _, rest = text.partition(":")
-    if attention not in ATTENTIONS:
-        raise SystemExit(f"error: variant {text!r}: the attention must be one of {', '.join(ATTENTIONS)}")
-    fields: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"error: variant {text!r}: expected field=value, got {item!r}")
-        try:
-            fields[key.replace("-", "_")] = json.loads(value)
-        except ValueError:
-            fields[key.replace("-", "_")] = value
-    return attention, fields
+    return compare.parse_variant(text, ATTENTIONS)
 
 
 def probe_argv(attention: str, options: dict[str, Any]) -> list[str]:
