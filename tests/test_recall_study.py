@@ -3,6 +3,7 @@ baseline with YOSO-C's convolution, and a real two-variant study of a few steps.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -49,7 +50,7 @@ def test_probe_argv_spells_booleans_and_leaves_out_defaults():
 
 def test_softmax_conv_is_the_yoso_c_layer_with_exact_softmax():
     """Same projections and convolution as the YOSO model; the attention is softmax over unmasked keys."""
-    args = probe.main.__globals__["argparse"].Namespace(
+    args = argparse.Namespace(
         attention="softmax-conv", model="tiny", seq_len=16, hidden_size=None, layers=None,
         num_hash=32, hash_code_len=None, conv_window=3, lsh_backward=True,
     )  # fmt: skip
